@@ -1,0 +1,202 @@
+"""The `rnnmt` command line: one entry point, a subcommand per job; heavy imports inside each subcommand.
+
+User errors (typed RnnmtError) print one line and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from training.config import load_config
+    from training.prepare import DataConfig, prepare
+
+    if args.config:
+        data = load_config(args.config, args.set).data
+    else:
+        data = DataConfig(
+            prepared_dir=args.out, dataset=None if args.src else args.dataset, pair=args.pair,
+            data_dir=args.data_dir, download=args.download, train_src=args.src, train_tgt=args.tgt,
+            valid_src=args.valid_src or args.src, valid_tgt=args.valid_tgt or args.tgt, vocab_size=args.vocab_size,
+            joint_vocab=not args.separate_vocab)
+    folder = prepare(data, force=args.force)
+    report = json.loads((folder / "prepare.json").read_text())["report"]
+    print(f"prepared {folder}: {json.dumps(report)}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from training.config import load_config
+    from training.trainer import train
+
+    config = load_config(args.config, args.set)
+    metrics = train(config, args.out, device=args.device, max_steps=args.max_steps, resume=args.resume)
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+
+
+def _search_config(translator, args: argparse.Namespace):
+    return translator.search_config(beam_size=args.beam_size, n_best=args.n_best,
+                                    length_penalty=getattr(args, "length_penalty", None))
+
+
+def _translator(args: argparse.Namespace):
+    from model.translator import Translator
+
+    return Translator.from_folder(args.model, device=args.device, batch_tokens=args.batch_tokens,
+                                  max_batch_size=getattr(args, "batch_size", None) or 128)
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    import io
+
+    translator = _translator(args)
+    config = _search_config(translator, args)
+    raw_in = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    # Strict UTF-8: invalid bytes are an error with a line number, not silent replacement characters.
+    lines = (line.rstrip("\r\n") for line in io.TextIOWrapper(raw_in, encoding="utf-8", errors="strict"))
+    chunk = args.batch_size or 256
+    try:
+        for translation in translator.translate_stream(_checked_utf8(lines), config, chunk_lines=chunk):
+            if args.n_best > 1:
+                for hyp in translation.hypotheses:
+                    out.write(f"{hyp.score:.4f}\t{hyp.text}\n")
+                out.write("\n")
+            else:
+                out.write(translation.text + "\n")
+            out.flush()
+    finally:
+        if args.output:
+            out.close()
+
+
+def _checked_utf8(lines):
+    from model.errors import InputError
+
+    number = 0
+    try:
+        for number, line in enumerate(lines, 1):  # noqa: B007
+            yield line
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input is not valid UTF-8 (after line {number}): {exc.reason}") from None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from model.errors import InputError
+    from training.evaluate import evaluate, resolve_testset
+
+    translator = _translator(args)
+    if args.testset:
+        src, ref = resolve_testset(args.testset, translator.bundle.source_lang, translator.bundle.target_lang,
+                                   args.data_dir)
+    elif args.src and args.ref:
+        src, ref = Path(args.src), Path(args.ref)
+    else:
+        raise InputError("give --src and --ref, or --testset multi30k:test_2016_flickr")
+    result = evaluate(translator, src, ref, _search_config(translator, args), args.lowercase, args.tokenize)
+    print(f"BLEU = {result['bleu']:.2f}  {result['bleu_signature']}")
+    print(f"chrF = {result['chrf']:.2f}  {result['chrf_signature']}")
+    print(f"{result['sentences']} sentences in {result['wall_time_s']} s ({result['sentences_per_s']} sentences/s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _add_decode_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model folder")
+    parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
+    parser.add_argument("--n-best", type=_positive_int, default=1)
+    parser.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (0 = raw log-prob)")
+    parser.add_argument("--batch-tokens", type=_positive_int, default=2000, help="source tokens per batch")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnmt", description="RNN encoder-decoder machine translation.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="clean parallel text and train SentencePiece")
+    p.add_argument("--config", help="prepare what this training config names")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--dataset", default="multi30k")
+    p.add_argument("--pair", default="en-de")
+    p.add_argument("--data-dir", default=None, help="Multi30k folder (default: $RNNMT_DATA_DIR or ../shared/...)")
+    p.add_argument("--download", action="store_true", help="fetch Multi30k from its public repository if missing")
+    p.add_argument("--src", help="training source file (plain or .gz)")
+    p.add_argument("--tgt", help="training target file")
+    p.add_argument("--valid-src")
+    p.add_argument("--valid-tgt")
+    p.add_argument("--vocab-size", type=_positive_int, default=8000)
+    p.add_argument("--separate-vocab", action="store_true")
+    p.add_argument("--out", default="runs/prepared/multi30k-en-de")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True, help="run folder; becomes the model folder")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("translate", help="translate lines from stdin (or -i) to stdout (or -o)")
+    _add_decode_options(p)
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="sentences per batch (1 = one at a time)")
+    p.add_argument("-i", "--input")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("evaluate", help="BLEU and chrF with sacrebleu")
+    _add_decode_options(p)
+    p.add_argument("--src")
+    p.add_argument("--ref")
+    p.add_argument("--testset", help="e.g. multi30k:test_2016_flickr or multi30k:val")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--tokenize", default=None, help="sacrebleu tokenizer (default 13a; 'intl', 'none', ...)")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from model.errors import RnnmtError
+
+    try:
+        args.func(args)
+    except RnnmtError as exc:
+        print(f"rnnmt: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("rnnmt: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

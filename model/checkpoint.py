@@ -1,0 +1,164 @@
+"""The model folder: config.json + model.safetensors + SentencePiece model(s). Nothing is unpickled.
+
+config.json holds {"format", "version", "source_lang", "target_lang", "model": ModelConfig,
+"tokenizer": {"src": file, "tgt": file}, "decoding": defaults}. Tied weights are stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model.config import ModelConfig
+from model.errors import ConfigError, ModelLoadError
+from model.seq2seq import Seq2Seq
+from model.tokenizer import Tokenizer
+
+FORMAT = "rnnmt-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model folder: the network in eval mode, its tokenizers and its metadata."""
+
+    model: Seq2Seq
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_lang(self) -> str:
+        return self.meta.get("source_lang", "src")
+
+    @property
+    def target_lang(self) -> str:
+        return self.meta.get("target_lang", "tgt")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def unique_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with each shared (tied) tensor kept once, as safetensors requires."""
+    seen: set[int] = set()
+    tensors = {}
+    for name, tensor in model.state_dict(keep_vars=False).items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        tensors[name] = tensor.detach().contiguous()
+    return tensors
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_model_folder(
+    folder: str | Path,
+    model: Seq2Seq,
+    meta: dict[str, Any],
+    src_spm: str | Path,
+    tgt_spm: str | Path,
+    fp16: bool = False,
+) -> Path:
+    """Write a complete model folder. meta: source_lang, target_lang, decoding, anything else for config.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = unique_state_dict(model)
+    if fp16:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    tensors = {k: v.cpu() for k, v in tensors.items()}
+    src_name, tgt_name = "src.spm.model", "tgt.spm.model"
+    if Path(src_spm).resolve() == Path(tgt_spm).resolve():
+        src_name = tgt_name = "spm.model"
+    for source, name in ((src_spm, src_name), (tgt_spm, tgt_name)):
+        if Path(source).resolve() != (folder / name).resolve():
+            shutil.copyfile(source, folder / name)
+    tmp_weights = folder / f".{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp_weights))
+    os.replace(tmp_weights, folder / WEIGHTS)
+    config = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        **meta,
+        "model": model.config.to_dict(),
+        "tokenizer": {"src": src_name, "tgt": tgt_name},
+    }
+    atomic_write_bytes(folder / CONFIG, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode())
+    return folder
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder not found: {folder}")
+    config_path = folder / CONFIG
+    if not config_path.is_file():
+        raise ModelLoadError(f"{folder} is not an rnnmt model folder (no {CONFIG})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{config_path} is not valid JSON: {exc}") from None
+    if config.get("format") != FORMAT or "model" not in config:
+        raise ModelLoadError(f"{config_path} is not an rnnmt model config")
+    return config
+
+
+def load_model_folder(folder: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """Load a model folder for inference (eval mode, float32 on the given device)."""
+    folder = Path(folder)
+    config = read_config(folder)
+    try:
+        model_config = ModelConfig.from_dict(config["model"])
+    except (ConfigError, TypeError) as exc:
+        raise ModelLoadError(f"{folder / CONFIG}: {exc}") from None
+    tokenizer_files = config.get("tokenizer", {})
+    src_tok = Tokenizer(folder / tokenizer_files.get("src", "spm.model"))
+    tgt_tok = Tokenizer(folder / tokenizer_files.get("tgt", "spm.model"))
+    if src_tok.vocab_size != model_config.src_vocab_size or tgt_tok.vocab_size != model_config.tgt_vocab_size:
+        raise ModelLoadError(
+            f"SentencePiece vocabularies ({src_tok.vocab_size}, {tgt_tok.vocab_size}) do not match the model "
+            f"({model_config.src_vocab_size}, {model_config.tgt_vocab_size}) in {folder}"
+        )
+    model = Seq2Seq(model_config)
+    try:
+        tensors = load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read weights {folder / WEIGHTS}: {exc}") from None
+    expected = unique_state_dict(model)
+    if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
+        raise ModelLoadError(f"weights in {folder / WEIGHTS} do not match the architecture in {CONFIG}")
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+    model.to(device).eval()
+    meta = {k: v for k, v in config.items() if k not in ("model", "tokenizer")}
+    return ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta)

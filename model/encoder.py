@@ -1,0 +1,73 @@
+"""Recurrent encoder: embeddings -> stacked (bi)directional RNN/GRU/LSTM over a packed batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from model.config import ModelConfig
+
+RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass
+class EncoderOutput:
+    """What the decoder needs from the source, computed once per batch.
+
+    outputs: (batch, src_len, enc_out) top-layer states of every source position
+    final:   (batch, enc_out) last layer's final state, both directions concatenated
+    mask:    (batch, src_len) True at real tokens, False at padding
+    keys:    (batch, src_len, attention_size) U h_j of Bahdanau attention, or None without attention
+    """
+
+    outputs: torch.Tensor
+    final: torch.Tensor
+    mask: torch.Tensor
+    keys: torch.Tensor | None = None
+
+    def index_select(self, index: torch.Tensor) -> EncoderOutput:
+        """Rows `index` of the batch (to expand sentences into beams or drop finished ones)."""
+        return EncoderOutput(
+            outputs=self.outputs.index_select(0, index),
+            final=self.final.index_select(0, index),
+            mask=self.mask.index_select(0, index),
+            keys=None if self.keys is None else self.keys.index_select(0, index),
+        )
+
+
+class RecurrentEncoder(nn.Module):
+    """Stacked recurrent encoder; packing makes the result independent of padding."""
+
+    def __init__(self, config: ModelConfig, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.emb_dropout = nn.Dropout(config.emb_dropout)
+        self.rnn = RNN_CLASSES[config.cell](
+            input_size=config.emb_size,
+            hidden_size=config.encoder_hidden,
+            num_layers=config.encoder_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
+        )
+        self.is_lstm = config.cell == "lstm"
+        self.num_directions = 2 if config.bidirectional else 1
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """src: (batch, src_len) ids; src_lengths: (batch,) on any device.
+
+        Returns outputs (batch, src_len, enc_out) and final (batch, enc_out).
+        """
+        embedded = self.emb_dropout(self.embedding(src))  # (batch, src_len, emb)
+        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, hidden = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
+        if self.is_lstm:
+            hidden = hidden[0]  # the cell state stays inside the encoder
+        # hidden: (layers * directions, batch, hidden) -> last layer, directions concatenated
+        last = hidden[-self.num_directions:]  # (directions, batch, hidden)
+        final = torch.cat(list(last), dim=-1)  # (batch, enc_out)
+        return outputs, final

@@ -1,0 +1,232 @@
+"""Batched greedy and beam search over a Seq2Seq.
+
+Both work on a whole batch of sentences at once: the encoder runs once, attention keys are cached in
+the EncoderOutput, and sentences that finish are dropped from the batch so they stop costing work.
+Beam search keeps alive and finished hypotheses in tensors (no Python loop over hypotheses in a step);
+its scoring rule (top-k over scores + log-probs) is kept apart from the bookkeeping, as in fairseq.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from model.config import BOS_ID, EOS_ID, PAD_ID
+from model.errors import InputError
+from model.seq2seq import Seq2Seq
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0  # GNMT alpha; 0 ranks by raw log-probability
+    max_len_a: float = 1.5  # max target length = a * src_len + b
+    max_len_b: int = 10
+    min_length: int = 0
+    return_attention: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.beam_size, int) or self.beam_size < 1:
+            raise InputError(f"beam size must be a positive integer, got {self.beam_size!r}")
+        if not isinstance(self.n_best, int) or not 1 <= self.n_best <= self.beam_size:
+            raise InputError(f"n-best must be between 1 and the beam size ({self.beam_size}), got {self.n_best!r}")
+        if self.length_penalty < 0 or self.max_len_a < 0 or self.max_len_b < 1 or self.min_length < 0:
+            raise InputError("length penalty, max_len_a and min_length must be >= 0 and max_len_b >= 1")
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without BOS and EOS
+    log_prob: float  # sum of token log-probabilities, EOS included
+    score: float  # log_prob / length penalty (the ranking score)
+    attention: torch.Tensor | None = None  # (len(tokens) + 1, src_len), the EOS step included
+
+
+def length_penalty(length: torch.Tensor | int, alpha: float) -> torch.Tensor | float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha, Wu et al. 2016, arXiv:1609.08144."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def max_lengths(src_lengths: torch.Tensor, config: SearchConfig) -> torch.Tensor:
+    """(batch,) maximum target length, EOS included."""
+    return (src_lengths.float() * config.max_len_a + config.max_len_b).long()
+
+
+def _hypothesis(tokens: torch.Tensor, log_prob: float, alpha: float, attention: torch.Tensor | None,
+                src_len: int) -> Hypothesis:
+    ids = tokens.tolist()
+    length = len(ids)  # EOS included
+    att = None if attention is None else attention[:length, :src_len].float().cpu()
+    return Hypothesis(ids[:-1], log_prob, log_prob / length_penalty(length, alpha), att)
+
+
+@torch.inference_mode()
+def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
+                  config: SearchConfig = SearchConfig(beam_size=1)) -> list[list[Hypothesis]]:
+    """src: (batch, src_len) -> one best hypothesis per sentence (as a one-element list)."""
+    batch = src.size(0)
+    encoded = model.encode(src, src_lengths)
+    state = model.init_state(encoded)
+    limit = max_lengths(src_lengths, config).to(src.device)  # (batch,)
+    active = torch.arange(batch, device=src.device)  # original index of each row still decoding
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    tokens = torch.full((batch, int(limit.max())), PAD_ID, dtype=torch.long, device=src.device)
+    log_probs_sum = torch.zeros(batch, device=src.device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=src.device)
+    with_attention = config.return_attention and model.decoder.attention is not None
+    attention = torch.zeros(batch, tokens.size(1), src.size(1), device=src.device) if with_attention else None
+    for t in range(tokens.size(1)):
+        log_probs, state, weights = model.decode_step(prev, state, encoded)  # (rows, vocab)
+        if t < config.min_length:
+            log_probs[:, EOS_ID] = float("-inf")
+        forced = t + 1 >= limit[active]
+        log_probs[forced] = log_probs[forced].masked_fill(
+            torch.arange(log_probs.size(1), device=src.device) != EOS_ID, float("-inf"))
+        best_lp, best = log_probs.max(dim=-1)  # (rows,)
+        tokens[active, t] = best
+        log_probs_sum[active] += best_lp
+        if attention is not None:
+            attention[active, t] = weights
+        finished = best == EOS_ID
+        lengths[active[finished]] = t + 1
+        if finished.all():
+            break
+        if finished.any():  # drop finished sentences from the batch
+            keep = (~finished).nonzero().squeeze(1)
+            active, best = active[keep], best[keep]
+            state, encoded = state.index_select(keep), encoded.index_select(keep)
+        prev = best
+    src_lens = src_lengths.tolist()
+    return [
+        [_hypothesis(tokens[i, : lengths[i]], float(log_probs_sum[i]), config.length_penalty,
+                     None if attention is None else attention[i], src_lens[i])]
+        for i in range(batch)
+    ]
+
+
+def _beam_candidates(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """The scoring rule: top 2k continuations of every sentence's beams.
+
+    scores: (batch, k) raw scores of alive beams; log_probs: (batch, k, vocab)
+    Returns candidate scores, source beam and token, each (batch, 2k).
+    """
+    vocab = log_probs.size(2)
+    candidates = (scores.unsqueeze(2) + log_probs).view(scores.size(0), -1)  # (batch, k * vocab)
+    top_scores, top_index = candidates.topk(min(2 * k, candidates.size(1)), dim=1)
+    return top_scores, torch.div(top_index, vocab, rounding_mode="floor"), top_index % vocab
+
+
+@torch.inference_mode()
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
+                config: SearchConfig) -> list[list[Hypothesis]]:
+    """src: (batch, src_len) -> for each sentence its n_best hypotheses, best first.
+
+    EOS candidates among the top `beam_size` of a step are finished (as in fairseq), so beam size 1 is
+    exactly greedy search. A sentence stops when it has beam_size finished hypotheses and no alive beam
+    can still beat the worst of them, or at its maximum length.
+    """
+    k, alpha, device = config.beam_size, config.length_penalty, src.device
+    batch, src_len = src.shape
+    limit = max_lengths(src_lengths, config).to(device)  # (batch,) EOS included
+    width = int(limit.max())
+    encoded = model.encode(src, src_lengths).index_select(torch.arange(batch, device=device).repeat_interleave(k))
+    state = model.init_state(encoded)
+    with_attention = config.return_attention and model.decoder.attention is not None
+
+    active = torch.arange(batch, device=device)  # original sentence of each alive row group
+    alive_scores = torch.full((batch, k), float("-inf"), device=device)
+    alive_scores[:, 0] = 0.0  # all beams start identical: keep one
+    alive_tokens = torch.full((batch, k, 0), PAD_ID, dtype=torch.long, device=device)
+    alive_att = torch.zeros(batch, k, 0, src_len, device=device) if with_attention else None
+    fin_scores = torch.full((batch, k), float("-inf"), device=device)  # length-normalized
+    fin_raw = torch.zeros(batch, k, device=device)
+    fin_tokens = torch.full((batch, k, width), PAD_ID, dtype=torch.long, device=device)
+    fin_att = torch.zeros(batch, k, width, src_len, device=device) if with_attention else None
+    results: list[list[Hypothesis] | None] = [None] * batch
+    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
+    not_eos = torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID
+
+    for t in range(width):
+        rows = active.size(0)
+        log_probs, state, weights = model.decode_step(prev, state, encoded)  # (rows * k, vocab)
+        log_probs = log_probs.view(rows, k, -1)
+        if t < config.min_length:
+            log_probs[:, :, EOS_ID] = float("-inf")
+        forced = (t + 1 >= limit[active]).view(rows, 1, 1)  # at the length limit only EOS is allowed
+        log_probs = log_probs.masked_fill(forced & not_eos, float("-inf"))
+        top_scores, top_beam, top_token = _beam_candidates(alive_scores, log_probs, k)  # (rows, 2k)
+
+        # Candidate histories: the source beam's tokens (and attention) plus the new token.
+        cand_tokens = torch.cat([alive_tokens.gather(1, top_beam.unsqueeze(2).expand(-1, -1, t)),
+                                 top_token.unsqueeze(2)], dim=2)  # (rows, 2k, t + 1)
+        cand_att = None
+        if with_attention:
+            step_att = weights.view(rows, k, 1, src_len)
+            history = torch.cat([alive_att, step_att], dim=2)  # (rows, k, t + 1, src_len)
+            cand_att = history.gather(1, top_beam.view(rows, -1, 1, 1).expand(-1, -1, t + 1, src_len))
+
+        # Finish EOS candidates that rank within the top k; merge them into the finished set.
+        is_eos = top_token == EOS_ID
+        is_eos[:, k:] = False
+        new_fin = (top_scores / length_penalty(t + 1, alpha)).masked_fill(~is_eos, float("-inf"))
+        merged = torch.cat([fin_scores, new_fin], dim=1)  # (rows, k + 2k)
+        fin_scores, pick = merged.topk(k, dim=1)
+        fin_raw = torch.cat([fin_raw, top_scores], dim=1).gather(1, pick)
+        padded = torch.full((rows, cand_tokens.size(1), width), PAD_ID, dtype=torch.long, device=device)
+        padded[:, :, : t + 1] = cand_tokens
+        fin_tokens = torch.cat([fin_tokens, padded], dim=1).gather(1, pick.unsqueeze(2).expand(-1, -1, width))
+        if with_attention:
+            padded_att = torch.zeros(rows, cand_att.size(1), width, src_len, device=device)
+            padded_att[:, :, : t + 1] = cand_att
+            fin_att = torch.cat([fin_att, padded_att], dim=1).gather(
+                1, pick.view(rows, k, 1, 1).expand(-1, -1, width, src_len))
+
+        # Continue with the best k candidates that did not end in EOS.
+        alive_candidates = top_scores.masked_fill(top_token == EOS_ID, float("-inf"))
+        alive_scores, keep = alive_candidates.topk(k, dim=1)  # (rows, k)
+        alive_tokens = cand_tokens.gather(1, keep.unsqueeze(2).expand(-1, -1, t + 1))
+        if with_attention:
+            alive_att = cand_att.gather(1, keep.view(rows, k, 1, 1).expand(-1, -1, t + 1, src_len))
+        source_beam = top_beam.gather(1, keep)  # (rows, k)
+        prev = top_token.gather(1, keep).view(-1)
+
+        # A sentence is done when no alive beam can beat its worst finished hypothesis.
+        best_alive = alive_scores.max(dim=1).values
+        bound = best_alive / (length_penalty(limit[active], alpha) if alpha > 0 else 1.0)
+        done = (fin_scores[:, -1] > float("-inf")) & (bound <= fin_scores[:, -1]) | (t + 1 >= limit[active])
+        done |= best_alive == float("-inf")
+        for row in done.nonzero().squeeze(1).tolist():
+            sentence = int(active[row])
+            results[sentence] = [
+                _hypothesis(fin_tokens[row, j, : _length(fin_tokens[row, j])], float(fin_raw[row, j]), alpha,
+                            None if fin_att is None else fin_att[row, j], int(src_lengths[sentence]))
+                for j in range(config.n_best) if fin_scores[row, j] > float("-inf")
+            ]
+        if bool(done.all()):
+            break
+        # Reorder decoder state by source beam and drop the rows of finished sentences.
+        keep_rows = (~done).nonzero().squeeze(1)
+        flat = (keep_rows.unsqueeze(1) * k + source_beam[keep_rows]).view(-1)  # (alive_rows * k,)
+        state, prev = state.index_select(flat), prev.view(rows, k)[keep_rows].view(-1)
+        if keep_rows.size(0) < rows:
+            encoded = encoded.index_select(
+                (keep_rows.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1))
+            active, alive_scores, alive_tokens = active[keep_rows], alive_scores[keep_rows], alive_tokens[keep_rows]
+            fin_scores, fin_raw, fin_tokens = fin_scores[keep_rows], fin_raw[keep_rows], fin_tokens[keep_rows]
+            if with_attention:
+                alive_att, fin_att = alive_att[keep_rows], fin_att[keep_rows]
+    return [r if r is not None else [] for r in results]
+
+
+def _length(tokens: torch.Tensor) -> int:
+    """Length of a finished hypothesis up to and including its EOS."""
+    return int((tokens == EOS_ID).nonzero()[0, 0]) + 1
+
+
+def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig) -> list[list[Hypothesis]]:
+    """Greedy when beam_size is 1 (the fast path), beam search otherwise."""
+    if config.beam_size == 1:
+        return greedy_search(model, src, src_lengths, config)
+    return beam_search(model, src, src_lengths, config)

@@ -1,0 +1,65 @@
+"""The encoder-decoder: `encode` once, `decode_step` per step (for search), `forward` for training."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.config import PAD_ID, ModelConfig
+from model.decoder import ConditionalDecoder, DecoderState
+from model.encoder import EncoderOutput, RecurrentEncoder
+
+
+class Seq2Seq(nn.Module):
+    """RNN encoder-decoder (Sutskever et al. 2014; Cho et al. 2014) with optional Bahdanau attention."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tgt_embedding = nn.Embedding(config.tgt_vocab_size, config.emb_size, padding_idx=PAD_ID)
+        if config.tie_embeddings == "all":
+            self.src_embedding = self.tgt_embedding  # three-way tying over a joint vocabulary
+        else:
+            self.src_embedding = nn.Embedding(config.src_vocab_size, config.emb_size, padding_idx=PAD_ID)
+        self.encoder = RecurrentEncoder(config, self.src_embedding)
+        self.decoder = ConditionalDecoder(config, self.tgt_embedding)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for name, param in self.named_parameters():
+            if "embedding" in name:
+                nn.init.normal_(param, mean=0.0, std=self.config.emb_size**-0.5)
+            elif param.dim() > 1:
+                nn.init.xavier_uniform_(param)
+            else:
+                nn.init.zeros_(param)
+        with torch.no_grad():
+            self.tgt_embedding.weight[PAD_ID].zero_()
+            self.src_embedding.weight[PAD_ID].zero_()
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
+        """src: (batch, src_len) ids padded with PAD_ID; src_lengths: (batch,)."""
+        outputs, final = self.encoder(src, src_lengths)  # (batch, src_len, enc_out), (batch, enc_out)
+        mask = src != PAD_ID  # (batch, src_len)
+        attention = self.decoder.attention
+        keys = attention.project_keys(outputs) if attention is not None else None
+        return EncoderOutput(outputs=outputs, final=final, mask=mask, keys=keys)
+
+    def init_state(self, encoded: EncoderOutput) -> DecoderState:
+        return self.decoder.init_state(encoded)
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """prev_tokens: (batch,) -> log-probabilities (batch, vocab), new state, attention (batch, src_len)."""
+        prev_embedded = self.decoder.emb_dropout(self.tgt_embedding(prev_tokens))  # (batch, emb)
+        top, context, state, weights = self.decoder.step(prev_embedded, state, encoded)
+        logits = self.decoder.logits(top, context, prev_embedded)  # (batch, vocab)
+        return torch.log_softmax(logits.float(), dim=-1), state, weights
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (batch, tgt_len, vocab) for tgt_in (batch, tgt_len), which starts with BOS."""
+        return self.decoder(tgt_in, self.encode(src, src_lengths))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,165 @@
+"""Parallel text: reading (plain or .gz), cleaning, Multi30k locations, and token-bucket batching."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import random
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.config import BOS_ID, EOS_ID, PAD_ID
+from model.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MULTI30K_LANGS = ("en", "de", "fr", "cs")
+MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
+MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{split}.{lang}.gz"
+
+
+def default_data_dir() -> Path:
+    """$RNNMT_DATA_DIR, else ../shared/data/multi30k beside the checkout (or the working directory)."""
+    if os.environ.get("RNNMT_DATA_DIR"):
+        return Path(os.environ["RNNMT_DATA_DIR"])
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base.parent / "shared" / "data" / "multi30k"
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd().parent / "shared" / "data" / "multi30k"
+
+
+def multi30k_file(data_dir: Path, split: str, lang: str, download: bool = False) -> Path:
+    if split not in MULTI30K_SPLITS or lang not in MULTI30K_LANGS:
+        raise DataError(f"Multi30k has splits {MULTI30K_SPLITS} and languages {MULTI30K_LANGS}; got {split}.{lang}")
+    path = data_dir / f"{split}.{lang}.gz"
+    if path.is_file():
+        return path
+    if not download:
+        raise DataError(f"Multi30k file {path} not found (set RNNMT_DATA_DIR or --data-dir, or pass --download)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = MULTI30K_URL.format(split=split, lang=lang)
+    log.info("downloading %s", url)
+    try:
+        urllib.request.urlretrieve(url, path)  # noqa: S310 - fixed https URL
+    except OSError as exc:
+        raise DataError(f"could not download {url}: {exc}") from None
+    return path
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """All lines of a UTF-8 text file, plain or gzip-compressed, without line endings."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return [line.rstrip("\r\n") for line in handle]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str], list[str]]:
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise DataError(f"misaligned parallel files: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}")
+    return src, tgt
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    kept: int
+    dropped: dict[str, int]
+
+
+def clean_pairs(
+    src: list[str], tgt: list[str], max_words: int, max_ratio: float
+) -> tuple[list[str], list[str], CleanReport]:
+    """Strip; drop empty pairs, pairs with a side over max_words words, and length ratios over max_ratio."""
+    kept_src, kept_tgt, dropped = [], [], Counter()
+    for s, t in zip(src, tgt):
+        s, t = " ".join(s.split()), " ".join(t.split())
+        if not s or not t:
+            dropped["empty"] += 1
+            continue
+        ns, nt = len(s.split()), len(t.split())
+        if max(ns, nt) > max_words:
+            dropped["too_long"] += 1
+        elif max(ns, nt) / min(ns, nt) > max_ratio and max(ns, nt) > 3:
+            dropped["length_ratio"] += 1
+        else:
+            kept_src.append(s)
+            kept_tgt.append(t)
+    return kept_src, kept_tgt, CleanReport(kept=len(kept_src), dropped=dict(dropped))
+
+
+@dataclass
+class Batch:
+    """src: (batch, src_len); src_lengths: (batch,); tgt_in / tgt_out: (batch, tgt_len) BOS-shifted pair."""
+
+    src: torch.Tensor
+    src_lengths: torch.Tensor
+    tgt_in: torch.Tensor
+    tgt_out: torch.Tensor
+    num_tgt_tokens: int
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.src.to(device), self.src_lengths.to(device), self.tgt_in.to(device),
+                     self.tgt_out.to(device), self.num_tgt_tokens)
+
+
+def pad(sequences: list[list[int]]) -> torch.Tensor:
+    """(batch, max_len) long tensor, PAD_ID after each sequence."""
+    out = torch.full((len(sequences), max(len(s) for s in sequences)), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+def make_batch(src_ids: list[list[int]], tgt_ids: list[list[int]]) -> Batch:
+    src = [s + [EOS_ID] for s in src_ids]
+    tgt_in = pad([[BOS_ID] + t for t in tgt_ids])
+    tgt_out = pad([t + [EOS_ID] for t in tgt_ids])
+    lengths = torch.tensor([len(s) for s in src], dtype=torch.long)
+    return Batch(pad(src), lengths, tgt_in, tgt_out, sum(len(t) + 1 for t in tgt_ids))
+
+
+def token_batches(
+    src_lens: list[int], tgt_lens: list[int], batch_tokens: int, seed: int, epoch: int, shuffle: bool = True
+) -> list[list[int]]:
+    """Index lists of batches whose padded size (sentences x longest side) stays under batch_tokens.
+
+    Length bucketing: shuffle, cut into pools of ~50 batches, sort each pool by length, cut into
+    batches, shuffle the batches. Deterministic for (seed, epoch), which makes resuming exact.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(src_lens)))
+    if shuffle:
+        rng.shuffle(order)
+    mean_len = max(1, sum(tgt_lens) // max(1, len(tgt_lens)))
+    pool_size = max(1, 50 * batch_tokens // mean_len)
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool_size):
+        pool = sorted(order[start : start + pool_size], key=lambda i: (tgt_lens[i], src_lens[i]))
+        current: list[int] = []
+        longest = 0
+        for i in pool:
+            length = max(src_lens[i], tgt_lens[i]) + 1
+            if current and max(longest, length) * (len(current) + 1) > batch_tokens:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, length)
+        if current:
+            batches.append(current)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches

@@ -1,0 +1,67 @@
+"""Corpus BLEU and chrF with sacrebleu, signatures included; `rnnmt evaluate`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from model.search import SearchConfig
+from model.translator import Translator
+from training.data import default_data_dir, multi30k_file, read_lines
+
+
+@dataclass
+class Scores:
+    bleu: float
+    chrf: float
+    bleu_signature: str
+    chrf_signature: str
+    bleu_detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def corpus_scores(hypotheses: list[str], references: list[str], lowercase: bool = False,
+                  tokenize: str | None = None) -> Scores:
+    bleu = BLEU(lowercase=lowercase, tokenize=tokenize)
+    chrf = CHRF(lowercase=lowercase)
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
+    return Scores(round(bleu_score.score, 2), round(chrf_score.score, 2), str(bleu.get_signature()),
+                  str(chrf.get_signature()), str(bleu_score))
+
+
+def resolve_testset(name: str, source_lang: str, target_lang: str, data_dir: str | None) -> tuple[Path, Path]:
+    """'multi30k:test_2016_flickr' -> (source file, reference file)."""
+    dataset, _, split = name.partition(":")
+    if dataset != "multi30k" or not split:
+        from model.errors import InputError
+
+        raise InputError(f"unknown test set {name!r}; use multi30k:val or multi30k:test_2016_flickr")
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    return multi30k_file(folder, split, source_lang), multi30k_file(folder, split, target_lang)
+
+
+def evaluate(translator: Translator, src_file: Path, ref_file: Path, config: SearchConfig,
+             lowercase: bool = False, tokenize: str | None = None) -> dict[str, Any]:
+    sources, references = read_lines(src_file), read_lines(ref_file)
+    if len(sources) != len(references):
+        from model.errors import DataError
+
+        raise DataError(f"{src_file} has {len(sources)} lines but {ref_file} has {len(references)}")
+    start = time.perf_counter()
+    hypotheses = [t.text for t in translator.translate(sources, config)]
+    seconds = time.perf_counter() - start
+    scores = corpus_scores(hypotheses, references, lowercase, tokenize)
+    return {
+        **scores.as_dict(),
+        "src": str(src_file), "ref": str(ref_file), "sentences": len(sources),
+        "decode": asdict(config), "wall_time_s": round(seconds, 2),
+        "sentences_per_s": round(len(sources) / seconds, 1),
+        "model": str(translator.bundle.path), "hypotheses": hypotheses,
+    }
