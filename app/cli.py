@@ -118,6 +118,57 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from model.errors import InputError
+    from training.bench import format_report, run_bench
+    from training.data import read_lines
+    from training.evaluate import resolve_testset
+
+    translator = _translator(args)
+    targets = None
+    if args.src:
+        sources = read_lines(args.src)
+        targets = read_lines(args.ref) if args.ref else None
+    else:
+        src, ref = resolve_testset("multi30k:val", translator.bundle.source_lang, translator.bundle.target_lang,
+                                   args.data_dir)
+        sources, targets = read_lines(src), read_lines(ref)
+    sources = [s for s in sources if s.strip()]
+    if not sources:
+        raise InputError("the benchmark needs at least one non-empty source sentence")
+    report = run_bench(translator, sources, targets, args.threads, args.max_sentences, args.train_steps)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def cmd_plot_attention(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    translator = _translator(args)
+    config = translator.search_config(beam_size=args.beam_size, return_attention=True)
+    result = translator.translate([args.text], config)[0]
+    hyp = result.hypotheses[0]
+    if hyp.attention is None:
+        from model.errors import InputError
+
+        raise InputError("this model has no attention (attention: none) to plot")
+    src_labels, tgt_labels = [*result.src_pieces, "</s>"], [*hyp.tgt_pieces, "</s>"]
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(src_labels) + 2), max(3, 0.4 * len(tgt_labels) + 1.5)))
+    image = ax.imshow(hyp.attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(src_labels)), src_labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(tgt_labels)), tgt_labels)
+    ax.set_xlabel("source pieces")
+    ax.set_ylabel("target pieces")
+    fig.colorbar(image, ax=ax, label="attention weight")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=120)
+    print(f"{hyp.text}\nwrote {args.output}")
+
+
 def _add_decode_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
@@ -175,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenize", default=None, help="sacrebleu tokenizer (default 13a; 'intl', 'none', ...)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="decode/training throughput, latency, memory, fraction of the matmul limit")
+    _add_decode_options(p)
+    p.add_argument("--src", help="source sentences (default: Multi30k val of the model's pair)")
+    p.add_argument("--ref", help="targets for the training-throughput part")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=_positive_int, default=2)
+    p.add_argument("--max-sentences", type=_positive_int, default=512)
+    p.add_argument("--train-steps", type=_positive_int, default=30)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("plot-attention", help="attention heatmap of one translation (PNG, matplotlib)")
+    _add_decode_options(p)
+    p.add_argument("--text", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_plot_attention)
     return parser
 
 

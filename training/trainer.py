@@ -137,7 +137,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(nll_sum) / batch.num_tgt_tokens, batch.num_tgt_tokens
+        return float(nll_sum.detach()) / batch.num_tgt_tokens, batch.num_tgt_tokens
 
     def run(self) -> dict[str, Any]:
         t, p = self.config.train, self.progress

@@ -1,0 +1,75 @@
+"""Training: exact resume, atomic checkpoints, the tokenizer round trip, cleaning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from model.checkpoint import atomic_write_bytes, load_model_folder
+from model.tokenizer import Tokenizer
+from tests.conftest import tiny_overrides
+from training.config import load_config
+from training.data import clean_pairs, token_batches
+from training.trainer import train
+
+
+def test_resume_gives_the_same_weights(tmp_path: Path) -> None:
+    base = tiny_overrides(tmp_path / "data", tmp_path / "prepared", steps=40)
+    overrides = [*base, "train.valid_every=20", "model.dropout=0.3", "model.emb_dropout=0.1"]  # dropout uses RNG
+    config = load_config(None, overrides)
+    train(config, tmp_path / "straight", device="cpu")
+    train(config, tmp_path / "resumed", device="cpu", max_steps=25)  # stops between validations
+    train(config, tmp_path / "resumed", device="cpu", resume=True)
+    straight = load_file(str(tmp_path / "straight" / "checkpoints" / "last.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "checkpoints" / "last.safetensors"))
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        if name.startswith(("model.", "optim.")):
+            assert straight[name].equal(resumed[name]), name
+    bundle = load_model_folder(tmp_path / "resumed")
+    assert bundle.source_lang == "en" and bundle.target_lang == "de"
+    assert (tmp_path / "resumed" / "metrics.json").is_file()
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "last.safetensors"
+    atomic_write_bytes(target, b"old complete checkpoint")
+
+    def killed(fd: int) -> None:
+        raise KeyboardInterrupt  # the process dies after writing, before the rename
+
+    monkeypatch.setattr(os, "fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, b"new checkpoint that never lands")
+    assert target.read_bytes() == b"old complete checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temp file left behind
+
+
+def test_sentencepiece_round_trip(tiny_model_dir: Path) -> None:
+    tokenizer = Tokenizer(tiny_model_dir / "spm.model")
+    text = "three one four nine"
+    ids = tokenizer.encode([text])
+    assert all(isinstance(i, int) for i in ids[0])
+    assert tokenizer.decode(ids) == [text]
+
+
+def test_cleaning_reports_what_it_dropped() -> None:
+    src = ["a b", "", "x " * 100, "one", "ok then"]
+    tgt = ["c d", "e", "y", "one two three four five six", "fine"]
+    kept_src, kept_tgt, report = clean_pairs(src, tgt, max_words=80, max_ratio=3.0)
+    assert kept_src == ["a b", "ok then"] and kept_tgt == ["c d", "fine"]
+    assert report.dropped == {"empty": 1, "too_long": 1, "length_ratio": 1}
+
+
+def test_token_batches_respect_the_budget_and_cover_everything() -> None:
+    src_lens = [3, 10, 7, 2, 9, 4] * 20
+    tgt_lens = [4, 9, 8, 2, 10, 5] * 20
+    batches = token_batches(src_lens, tgt_lens, batch_tokens=60, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(120))
+    for b in batches:
+        assert len(b) * max(max(src_lens[i], tgt_lens[i]) + 1 for i in b) <= 60 or len(b) == 1
+    assert batches == token_batches(src_lens, tgt_lens, batch_tokens=60, seed=1, epoch=0)
+    assert batches != token_batches(src_lens, tgt_lens, batch_tokens=60, seed=1, epoch=1)

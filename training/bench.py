@@ -1,0 +1,153 @@
+"""`rnnmt bench`: decode and training throughput, latency, memory, and how close decoding gets to the
+machine's own matmul limit (measured in the same run)."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from model.config import ModelConfig
+from model.search import SearchConfig
+from model.seq2seq import Seq2Seq
+from model.translator import Translator
+from training.data import make_batch, token_batches
+from training.loss import smoothed_cross_entropy
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def encoder_flops_per_token(c: ModelConfig) -> float:
+    """Multiply-adds x 2 per source token: every layer and direction, plus the attention keys."""
+    directions = 2 if c.bidirectional else 1
+    macs = 0
+    for layer in range(c.encoder_layers):
+        inputs = c.emb_size if layer == 0 else c.encoder_output_size
+        macs += directions * GATES[c.cell] * c.encoder_hidden * (inputs + c.encoder_hidden)
+    if c.attention == "bahdanau":
+        macs += c.encoder_output_size * c.attention_size
+    return 2.0 * macs
+
+
+def decoder_flops_per_step(c: ModelConfig, src_len: float) -> float:
+    """Multiply-adds x 2 of one decoder step for one hypothesis (the vocabulary projection included)."""
+    macs = 0.0
+    if c.attention == "bahdanau":
+        macs += c.decoder_hidden * c.attention_size + src_len * (c.attention_size + c.encoder_output_size)
+    for layer in range(c.decoder_layers):
+        inputs = c.emb_size + c.encoder_output_size if layer == 0 else c.decoder_hidden
+        macs += GATES[c.cell] * c.decoder_hidden * (inputs + c.decoder_hidden)
+    macs += (c.decoder_hidden + c.encoder_output_size + c.emb_size) * c.readout_size
+    macs += c.readout_size * c.tgt_vocab_size
+    return 2.0 * macs
+
+
+def machine_matmul_gflops() -> float:
+    """Best fp32 GFLOP/s over square matmuls of sizes 512..2048 on the current threads."""
+    best = 0.0
+    for n in (512, 1024, 1536, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        repeats = max(2, int(2e9 / n**3))
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def bench_decode(translator: Translator, sources: list[str], beam: int, batch_size: int, gflops: float,
+                 max_sentences: int) -> dict[str, Any]:
+    config = translator.search_config(beam_size=beam, n_best=1)
+    translator.max_batch_size, translator.batch_tokens = batch_size, 10**9
+    texts = sources[:max_sentences]
+    translator.translate(texts[: min(len(texts), batch_size)], config)  # warm-up
+    start = time.perf_counter()
+    results = translator.translate(texts, config)
+    seconds = time.perf_counter() - start
+    c = translator.model.config
+    src_tokens = sum(len(r.src_pieces) + 1 for r in results)
+    tgt_tokens = sum(len(r.hypotheses[0].tgt_pieces) + 1 for r in results)
+    # Work done: the encoder once per source token, the decoder once per step per beam hypothesis.
+    flops = src_tokens * encoder_flops_per_token(c) + tgt_tokens * beam * decoder_flops_per_step(
+        c, src_tokens / len(results))
+    return {"search": "greedy" if beam == 1 else f"beam{beam}", "batch_size": batch_size, "sentences": len(texts),
+            "sentences_per_s": round(len(texts) / seconds, 2), "target_tokens_per_s": round(tgt_tokens / seconds, 1),
+            "limit_fraction": round(flops / seconds / 1e9 / gflops, 3)}
+
+
+def bench_latency(translator: Translator, sources: list[str], beam: int, count: int) -> dict[str, float]:
+    config = translator.search_config(beam_size=beam)
+    times = []
+    for text in sources[:count]:
+        start = time.perf_counter()
+        translator.translate([text], config)
+        times.append((time.perf_counter() - start) * 1000)
+    quantiles = statistics.quantiles(times, n=20)
+    return {"p50": round(statistics.median(times), 2), "p95": round(quantiles[18], 2), "beam_size": beam}
+
+
+def bench_training(translator: Translator, sources: list[str], targets: list[str], steps: int,
+                   batch_tokens: int) -> float:
+    """Target tokens/s of training steps on a fresh copy of the architecture (forward, backward, Adam)."""
+    bundle = translator.bundle
+    model = Seq2Seq(bundle.model.config).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    src_ids, tgt_ids = bundle.src_tokenizer.encode(sources), bundle.tgt_tokenizer.encode(targets)
+    batches = token_batches([len(s) for s in src_ids], [len(t) for t in tgt_ids], batch_tokens, 0, 0)
+    tokens, seconds = 0, 0.0
+    for step in range(steps + 2):
+        indices = batches[step % len(batches)]
+        batch = make_batch([src_ids[i] for i in indices], [tgt_ids[i] for i in indices])
+        start = time.perf_counter()
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        loss, _ = smoothed_cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), 0.1, 0)
+        optimizer.zero_grad()
+        (loss / batch.num_tgt_tokens).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step >= 2:  # the first steps warm up allocators
+            tokens, seconds = tokens + batch.num_tgt_tokens, seconds + time.perf_counter() - start
+    return tokens / seconds
+
+
+def run_bench(translator: Translator, sources: list[str], targets: list[str] | None, threads: int,
+              max_sentences: int = 512, train_steps: int = 30, latency_count: int = 50) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    gflops = machine_matmul_gflops()
+    c = translator.model.config
+    decode = [bench_decode(translator, sources, beam, batch, gflops, max_sentences if batch > 1 else 64)
+              for beam in (1, 5) for batch in (1, 64)]
+    translator.max_batch_size, translator.batch_tokens = 64, 10**9
+    latency = bench_latency(translator, sources, translator.defaults.beam_size, latency_count)
+    train_tps = bench_training(translator, sources, targets, train_steps, 1100) if targets else None
+    return {
+        "model": str(translator.bundle.path), "threads": threads, "params": translator.model.num_parameters(),
+        "flops_per_target_token": round(decoder_flops_per_step(c, 14.0)),
+        "encoder_flops_per_source_token": round(encoder_flops_per_token(c)),
+        "machine_matmul_gflops": round(gflops, 1), "decode": decode, "latency_ms": latency,
+        "train_tokens_per_s": None if train_tps is None else round(train_tps, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"model {report['model']}  params {report['params']:,}  threads {report['threads']}",
+             f"machine fp32 matmul: {report['machine_matmul_gflops']} GFLOP/s; "
+             f"model: {report['flops_per_target_token'] / 1e6:.2f} MFLOP per target token (decoder step, 14-token source)",
+             f"{'search':8} {'batch':>5} {'sent/s':>9} {'tgt tok/s':>10} {'of limit':>9}"]
+    for r in report["decode"]:
+        lines.append(f"{r['search']:8} {r['batch_size']:>5} {r['sentences_per_s']:>9} {r['target_tokens_per_s']:>10} "
+                     f"{r['limit_fraction'] * 100:>8.1f}%")
+    lat = report["latency_ms"]
+    lines.append(f"single-sentence latency (beam {lat['beam_size']}): p50 {lat['p50']} ms, p95 {lat['p95']} ms")
+    if report["train_tokens_per_s"] is not None:
+        lines.append(f"training: {report['train_tokens_per_s']} target tokens/s")
+    lines.append(f"peak RSS: {report['peak_rss_mb']} MB")
+    return "\n".join(lines)
+
+
+__all__ = ["SearchConfig", "run_bench", "format_report"]
