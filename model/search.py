@@ -225,7 +225,8 @@ def _length(tokens: torch.Tensor) -> int:
     return int((tokens == EOS_ID).nonzero()[0, 0]) + 1
 
 
-def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, config: SearchConfig) -> list[list[Hypothesis]]:
+def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
+           config: SearchConfig) -> list[list[Hypothesis]]:
     """Greedy when beam_size is 1 (the fast path), beam search otherwise."""
     if config.beam_size == 1:
         return greedy_search(model, src, src_lengths, config)

@@ -137,7 +137,8 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"model {report['model']}  params {report['params']:,}  threads {report['threads']}",
              f"machine fp32 matmul: {report['machine_matmul_gflops']} GFLOP/s; "
-             f"model: {report['flops_per_target_token'] / 1e6:.2f} MFLOP per target token (decoder step, 14-token source)",
+             f"model: {report['flops_per_target_token'] / 1e6:.2f} MFLOP per target token "
+             "(decoder step, 14-token source)",
              f"{'search':8} {'batch':>5} {'sent/s':>9} {'tgt tok/s':>10} {'of limit':>9}"]
     for r in report["decode"]:
         lines.append(f"{r['search']:8} {r['batch_size']:>5} {r['sentences_per_s']:>9} {r['target_tokens_per_s']:>10} "

@@ -157,7 +157,8 @@ class Trainer:
                 window_tokens += tokens * self.world
                 elapsed = time.perf_counter() - window_start
                 bar.update(1)
-                bar.set_postfix(epoch=p.epoch, nll=f"{nll:.3f}", lr=f"{p.lr:.1e}", tok_s=f"{window_tokens / elapsed:.0f}")
+                bar.set_postfix(epoch=p.epoch, nll=f"{nll:.3f}", lr=f"{p.lr:.1e}",
+                                tok_s=f"{window_tokens / elapsed:.0f}")
                 if p.step % t.valid_every == 0:
                     self.validate(scheduled=True)
                     last_validated = p.step
@@ -197,7 +198,7 @@ class Trainer:
 
     def validate(self, scheduled: bool) -> None:
         """Rank 0 scores val; every rank gets the decision (lr, early stop) so they stay in step."""
-        t, p = self.config.train, self.progress
+        p = self.progress
         if self.is_main:
             ppl = self.valid_perplexity()
             hyps = [tr.text for tr in self.translator().translate(self.valid_text[0])]
