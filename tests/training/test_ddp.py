@@ -19,8 +19,8 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     overrides = tiny_overrides(tmp_path / "data", tmp_path / "prepared", steps=60)
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     command = [torchrun, "--nproc-per-node", "2", "-m", "app.cli", "train", "--config", "configs/multi30k-en-de.yaml",
-               "--out", str(tmp_path / "model"), "--device", "cpu", "--set", "train.valid_every=30"]
-    for item in overrides:
+               "--out", str(tmp_path / "model"), "--device", "cpu"]
+    for item in [*overrides, "train.valid_every=30"]:
         command += ["--set", item]
     result = subprocess.run(command, capture_output=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr.decode()[-2000:]
