@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint browser-deps clean
+.PHONY: install serve test lint browser-deps clean release-models
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,8 @@ test: install browser-deps lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The recipe of the shipped models: train (resuming if interrupted), evaluate, benchmark, export with cards.
+release-models: install
+	scripts/release-model.sh en-de
+	scripts/release-model.sh de-en
