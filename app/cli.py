@@ -169,6 +169,44 @@ def cmd_plot_attention(args: argparse.Namespace) -> None:
     print(f"{hyp.text}\nwrote {args.output}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    import os
+
+    import uvicorn
+
+    # The app factory reads RNNMT_* settings (in every worker process), so the options travel as env variables.
+    if args.models_dir:
+        os.environ["RNNMT_MODELS_DIR"] = str(Path(args.models_dir).resolve())
+    if args.device:
+        os.environ["RNNMT_DEVICE"] = args.device
+    if args.threads is not None:
+        os.environ["RNNMT_THREADS"] = str(args.threads)
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=10)
+
+
+def cmd_bench_serve(args: argparse.Namespace) -> None:
+    from app.bench_serve import bench_serve, format_table
+    from model.errors import InputError
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would slow the load generator
+
+    models_dir = Path(args.models_dir)
+    if not models_dir.exists():
+        raise InputError(f"models folder not found: {models_dir}")
+    sentences = None
+    if args.sentences:
+        lines = Path(args.sentences).read_text(encoding="utf-8").splitlines()
+        sentences = [line.strip() for line in lines if line.strip()] or None
+    batching = {"RNNMT_MAX_BATCH_SENTENCES": str(args.max_batch_sentences), "RNNMT_MAX_WAIT_MS": str(args.max_wait_ms)}
+    report = bench_serve(models_dir.resolve(), clients=args.clients, requests=args.requests, beam_size=args.beam_size,
+                         sentences=sentences, source=args.source, target=args.target, batching_env=batching,
+                         threads=args.threads)
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 def _add_decode_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
@@ -243,6 +281,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True)
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_plot_attention)
+
+    p = sub.add_parser("serve", help="run the HTTP service (FastAPI + uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes (each loads every model)")
+    p.add_argument("--models-dir", default=None, help="folder of model folders (default: $RNNMT_MODELS_DIR "
+                   "or released-models/)")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process (0 = torch's default)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench-serve", help="load-test the HTTP service with micro-batching on and off")
+    p.add_argument("--models-dir", "--model-dir", dest="models_dir", required=True,
+                   help="a model folder, or a folder of model folders")
+    p.add_argument("--clients", type=_positive_int, default=32, help="concurrent clients")
+    p.add_argument("--requests", type=_positive_int, default=20, help="requests per client (one sentence each)")
+    p.add_argument("--beam-size", type=_positive_int, default=5)
+    p.add_argument("--source", default=None, help="language pair to load-test (default: the first served)")
+    p.add_argument("--target", default=None)
+    p.add_argument("--sentences", default=None, help="file of source sentences, one a line (default: built-in)")
+    p.add_argument("--max-batch-sentences", type=_positive_int, default=64, help="for the batching run")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="for the batching run")
+    p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
+    p.add_argument("--json", help="write the report here")
+    p.set_defaults(func=cmd_bench_serve)
     return parser
 
 

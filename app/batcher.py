@@ -1,0 +1,221 @@
+"""Micro-batching: sentences of concurrent requests are decoded together in one worker thread per model.
+
+A request puts its sentences in a bounded queue and awaits an asyncio future. The worker thread takes the
+oldest pending sentence, gathers the pending sentences with the *same* decoding options (one decode call
+uses one SearchConfig) until the batch is full (`max_batch_tokens`, `max_batch_sentences`) or the oldest
+sentence has waited `max_wait_s`, decodes them in one call off the event loop, and hands the results back
+through the futures (`loop.call_soon_threadsafe`). Back-pressure: a full queue raises QueueFullError (503
+with Retry-After), a request past its deadline raises DeadlineExceededError (504), and a cancelled request
+(client gone) has its sentences removed from the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+DecodeFn = Callable[[list[str], Any], Sequence[R]]  # (sentences, options) -> one result per sentence
+BatchObserver = Callable[[int, int, float], None]  # (sentences, tokens, seconds) after each decode call
+
+
+class QueueFullError(Exception):
+    """Too many sentences are waiting; the client should retry after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceededError(Exception):
+    """The request was not translated within its deadline."""
+
+
+class BatcherClosedError(Exception):
+    """The batcher is shutting down."""
+
+
+@dataclass(eq=False)
+class _Job:
+    """One request: its futures' loop, its options, and the results gathered so far."""
+
+    options: Hashable
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    deadline: float
+    results: list[Any]
+    remaining: int
+    cancelled: bool = False
+
+
+@dataclass(eq=False)
+class _Item:
+    """One sentence of a job waiting in the queue."""
+
+    job: _Job
+    index: int
+    sentence: str
+    tokens: int
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+def _resolve(future: asyncio.Future, value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class MicroBatcher(Generic[R]):
+    """Gathers sentences from concurrent requests and decodes them in batches in one worker thread."""
+
+    def __init__(self, decode: DecodeFn, *, name: str = "model", max_batch_tokens: int = 2000,
+                 max_batch_sentences: int = 64, max_wait_s: float = 0.005, max_queue: int = 1024,
+                 count_tokens: Callable[[str], int] | None = None, on_batch: BatchObserver | None = None) -> None:
+        self.decode = decode
+        self.name = name
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_sentences = max_batch_sentences
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.count_tokens = count_tokens or (lambda sentence: len(sentence.split()) + 1)
+        self.on_batch = on_batch
+        self._pending: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._seconds_per_sentence = 0.01  # running estimate, for Retry-After
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Sentences waiting (not counting the batch being decoded)."""
+        return len(self._pending)
+
+    async def submit(self, sentences: list[str], options: Hashable, timeout_s: float) -> list[R]:
+        """Translate `sentences` with `options`; results in input order. Raises QueueFullError,
+        DeadlineExceededError, BatcherClosedError, or whatever the decode function raised."""
+        if not sentences:
+            return []
+        loop = asyncio.get_running_loop()
+        job = _Job(options, loop.create_future(), loop, time.monotonic() + timeout_s,
+                   [None] * len(sentences), len(sentences))
+        items = [_Item(job, i, s, self.count_tokens(s)) for i, s in enumerate(sentences)]
+        with self._cond:
+            if self._closed:
+                raise BatcherClosedError("the service is shutting down")
+            # A request bigger than the whole queue is still accepted when nothing else waits.
+            if self._pending and len(self._pending) + len(items) > self.max_queue:
+                wait = math.ceil(len(self._pending) * self._seconds_per_sentence)
+                raise QueueFullError(f"{len(self._pending)} sentences are waiting for model {self.name}; "
+                                     "retry later", max(1, wait))
+            self._pending.extend(items)
+            self._cond.notify()
+        try:
+            return await asyncio.wait_for(job.future, timeout_s)
+        except asyncio.TimeoutError:
+            self._drop(job)
+            raise DeadlineExceededError(f"translation took longer than {timeout_s:g} s") from None
+        except asyncio.CancelledError:
+            self._drop(job)
+            raise
+
+    def _drop(self, job: _Job) -> None:
+        """Forget a job that timed out or was cancelled: its queued sentences are not decoded."""
+        with self._cond:
+            job.cancelled = True
+            before = len(self._pending)
+            self._pending = deque(item for item in self._pending if item.job is not job)
+            removed = before - len(self._pending)
+        if removed:
+            log.debug("dropped %d queued sentences of a cancelled request", removed)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the worker; requests still waiting fail with BatcherClosedError."""
+        with self._cond:
+            self._closed = True
+            waiting, self._pending = list(self._pending), deque()
+            self._cond.notify_all()
+        for job in {id(item.job): item.job for item in waiting}.values():
+            self._call(job, _fail, BatcherClosedError("the service is shutting down"))
+        self._thread.join(timeout_s)
+
+    # ---- worker thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._decode_batch(batch)
+
+    def _next_batch(self) -> list[_Item] | None:
+        """Block until a batch is ready (full, or its oldest sentence waited max_wait_s); None when closed."""
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                self._pending = deque(i for i in self._pending if not i.job.cancelled and i.job.deadline > now)
+                if not self._pending:
+                    self._cond.wait()
+                    continue
+                head = self._pending[0]
+                batch, full = self._collect(head.job.options)
+                wait = head.enqueued + self.max_wait_s - now
+                if full or wait <= 0:
+                    taken = {id(item) for item in batch}
+                    self._pending = deque(i for i in self._pending if id(i) not in taken)
+                    return batch
+                self._cond.wait(wait)
+            return None
+
+    def _collect(self, options: Hashable) -> tuple[list[_Item], bool]:
+        """Oldest-first pending sentences with these options, within the limits; and whether it is full."""
+        batch: list[_Item] = []
+        tokens = 0
+        for item in self._pending:
+            if item.job.options != options:
+                continue
+            if batch and (tokens + item.tokens > self.max_batch_tokens or len(batch) >= self.max_batch_sentences):
+                return batch, True
+            batch.append(item)
+            tokens += item.tokens
+        full = len(batch) >= self.max_batch_sentences or tokens >= self.max_batch_tokens
+        return batch, full
+
+    def _decode_batch(self, batch: list[_Item]) -> None:
+        options = batch[0].job.options
+        start = time.perf_counter()
+        try:
+            results = self.decode([item.sentence for item in batch], options)
+        except Exception as exc:  # the requests get the error; the worker lives on
+            log.warning("decoding a batch of %d sentences failed: %s", len(batch), exc)
+            for job in {id(item.job): item.job for item in batch}.values():
+                self._call(job, _fail, exc)
+            return
+        seconds = time.perf_counter() - start
+        self._seconds_per_sentence = 0.8 * self._seconds_per_sentence + 0.2 * seconds / len(batch)
+        for item, result in zip(batch, results):
+            job = item.job
+            job.results[item.index] = result
+            job.remaining -= 1
+            if job.remaining == 0:
+                self._call(job, _resolve, job.results)
+        if self.on_batch is not None:
+            self.on_batch(len(batch), sum(item.tokens for item in batch), seconds)
+
+    @staticmethod
+    def _call(job: _Job, fn: Callable[[asyncio.Future, Any], None], value: Any) -> None:
+        """Run fn(future, value) on the job's event loop (the future is not thread-safe)."""
+        try:
+            job.loop.call_soon_threadsafe(fn, job.future, value)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass

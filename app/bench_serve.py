@@ -1,0 +1,193 @@
+"""`rnnmt bench-serve`: the real server under concurrent load, with micro-batching on and then off.
+
+Each run starts `rnnmt serve` as a subprocess on a free 127.0.0.1 port (the cache off, so every request is
+decoded), waits for /ready, then `clients` asyncio tasks each send `requests` single-sentence POST /translate
+requests back to back through one httpx.AsyncClient (at most `clients` requests in flight). Reported per
+run: throughput (requests/s), latency percentiles and the mean decode batch size read from /metrics.
+"Off" is max_batch_sentences=1 and max_wait_ms=0: one sentence per decode call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+SAMPLES = {
+    "en": ["A man is riding a bike down the street.", "Two dogs are playing in the snow.",
+           "A little girl is reading a book on a bench.", "People are walking along the beach at sunset.",
+           "A woman in a red dress is singing on stage.", "The children are eating ice cream in the park.",
+           "A group of men is playing football.", "An old man sits in front of his house.",
+           "A cat is sleeping on the sofa.", "Three people are waiting for the bus."],
+    "de": ["Ein Mann fährt mit dem Fahrrad die Straße entlang.", "Zwei Hunde spielen im Schnee.",
+           "Ein kleines Mädchen liest ein Buch auf einer Bank.", "Menschen gehen bei Sonnenuntergang am Strand.",
+           "Eine Frau in einem roten Kleid singt auf der Bühne.", "Die Kinder essen im Park ein Eis.",
+           "Eine Gruppe von Männern spielt Fußball.", "Ein alter Mann sitzt vor seinem Haus.",
+           "Eine Katze schläft auf dem Sofa.", "Drei Leute warten auf den Bus."],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(models_dir: Path, env: Mapping[str, str] | None = None, timeout_s: float = 120.0,
+                   log_file: Path | None = None, access_log: bool = True) -> Iterator[str]:
+    """Start `rnnmt serve` on a free port with extra RNNMT_* env; yield its base URL once it answers /health.
+
+    The caller decides whether it must also be ready (/ready). The server is terminated on exit.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--models-dir", str(models_dir)] + ([] if access_log else ["--no-access-log"])
+    full_env = {**os.environ, **(env or {})}
+    if log_file is None:
+        log_file = Path(tempfile.mkstemp(prefix="rnnmt-serve-", suffix=".log")[1])
+    root = Path(__file__).resolve().parent.parent
+    with open(log_file, "wb") as out:
+        process = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with code {process.returncode}; log: {log_file}\n"
+                                   + log_file.read_text(errors="replace")[-3000:])
+            try:
+                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server did not start within {timeout_s:g} s; log: {log_file}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class RunResult:
+    mode: str
+    requests: int
+    errors: int
+    wall_s: float
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_batch_sentences: float | None
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 100]) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100.0 * len(ordered))))
+    return ordered[rank - 1]
+
+
+async def drive(url: str, sentences: list[str], source: str, target: str, clients: int, requests: int,
+                beam_size: int, mode: str) -> RunResult:
+    """`clients` concurrent tasks, each sending `requests` single-sentence requests one after the other."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300.0) as client:
+        async def one(i: int) -> tuple[float, bool]:
+            body = {"text": sentences[i % len(sentences)], "source": source, "target": target,
+                    "beam_size": beam_size}
+            start = time.perf_counter()
+            response = await client.post("/translate", json=body)
+            return time.perf_counter() - start, response.status_code == 200
+
+        async def worker(c: int) -> list[tuple[float, bool]]:
+            return [await one(c * requests + j) for j in range(requests)]
+
+        await asyncio.gather(*(one(i) for i in range(clients)))  # warm-up: connections, first batches
+        before = mean_batch_state((await client.get("/metrics")).text)
+        start = time.perf_counter()
+        results = [r for rs in await asyncio.gather(*(worker(c) for c in range(clients))) for r in rs]
+        wall = time.perf_counter() - start
+        after = mean_batch_state((await client.get("/metrics")).text)
+    latencies = [seconds * 1000.0 for seconds, _ in results]
+    batches = after[1] - before[1]
+    return RunResult(mode=mode, requests=len(results), errors=sum(not ok for _, ok in results), wall_s=round(wall, 3),
+                     requests_per_s=round(len(results) / wall, 1), p50_ms=round(percentile(latencies, 50), 1),
+                     p95_ms=round(percentile(latencies, 95), 1), p99_ms=round(percentile(latencies, 99), 1),
+                     mean_batch_sentences=round((after[0] - before[0]) / batches, 2) if batches else None)
+
+
+def mean_batch_state(metrics_text: str) -> tuple[float, float]:
+    """(sum, count) of rnnmt_batch_sentences over all models."""
+    values = [sum(float(v) for v in re.findall(rf"^rnnmt_batch_sentences_{kind}\{{[^}}]*\}} (\S+)$",
+                                               metrics_text, re.M)) for kind in ("sum", "count")]
+    return values[0], values[1]
+
+
+def pick_pair(url: str, source: str | None, target: str | None) -> tuple[str, str]:
+    pairs = [(p["source"], p["target"]) for p in httpx.get(f"{url}/languages", timeout=10).json()["pairs"]]
+    for pair in pairs:
+        if source in (None, pair[0]) and target in (None, pair[1]):
+            return pair
+    raise RuntimeError(f"no served pair matches {source}-{target}; served: {pairs}")
+
+
+def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_size: int = 5,
+                sentences: list[str] | None = None, source: str | None = None, target: str | None = None,
+                batching_env: Mapping[str, str] | None = None, threads: int = 0) -> dict:
+    """Run the load twice (batching on, then off) and return both results and the speedup."""
+    common = {"RNNMT_CACHE_SIZE": "0", "RNNMT_MAX_QUEUE": str(max(1024, 4 * clients)),
+              "RNNMT_REQUEST_TIMEOUT_S": "600"}
+    if threads:
+        common["RNNMT_THREADS"] = str(threads)
+    modes = {"batching": {**common, **(batching_env or {})},
+             "no batching": {**common, "RNNMT_MAX_BATCH_SENTENCES": "1", "RNNMT_MAX_WAIT_MS": "0"}}
+    results = []
+    for mode, env in modes.items():
+        with running_server(models_dir, env, access_log=False) as url:
+            if httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+                raise RuntimeError(f"no model could be loaded from {models_dir}")
+            pair = pick_pair(url, source, target)
+            texts = sentences or SAMPLES.get(pair[0])
+            if not texts:
+                raise RuntimeError(f"no built-in sentences in {pair[0]!r}: pass --sentences FILE")
+            log.info("%s: %d clients x %d requests, %s-%s, beam %d", mode, clients, requests, *pair, beam_size)
+            results.append(asyncio.run(drive(url, texts, *pair, clients, requests, beam_size, mode)))
+    on, off = results
+    return {"models_dir": str(models_dir), "pair": f"{pair[0]}-{pair[1]}", "clients": clients,
+            "requests_per_client": requests, "beam_size": beam_size, "results": [asdict(r) for r in results],
+            "speedup": round(on.requests_per_s / off.requests_per_s, 2) if off.requests_per_s else None}
+
+
+def format_table(report: dict) -> str:
+    header = f"{'mode':<12} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} " \
+             f"{'p99 ms':>8} {'batch':>6}"
+    lines = [f"bench-serve {report['pair']}: {report['clients']} clients x {report['requests_per_client']} "
+             f"requests, beam {report['beam_size']}", header, "-" * len(header)]
+    for r in report["results"]:
+        batch = "-" if r["mean_batch_sentences"] is None else f"{r['mean_batch_sentences']:.1f}"
+        lines.append(f"{r['mode']:<12} {r['requests']:>8} {r['errors']:>6} {r['requests_per_s']:>8.1f} "
+                     f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {batch:>6}")
+    lines.append(f"speedup from micro-batching: {report['speedup']}x throughput")
+    return "\n".join(lines)

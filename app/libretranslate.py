@@ -1,0 +1,111 @@
+"""A LibreTranslate-compatible subset under /libretranslate, so existing clients and plugins can use rnnmt.
+
+POST /libretranslate/translate takes q (a string or a list), source, target, format, alternatives and
+api_key (ignored), as JSON or as a form (application/x-www-form-urlencoded, which LibreTranslate's own
+Python client sends), and answers {"translatedText": ...}. GET /libretranslate/languages lists the source
+languages with their targets. Errors keep this service's shape {"error": {"code", "message"}}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from app.dependencies import RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
+from app.errors import ApiError
+from app.registry import DecodeOptions, LoadedModel, ModelRegistry, language_name
+from app.schemas import (
+    ERROR_RESPONSES,
+    LibreTranslateLanguage,
+    LibreTranslateRequest,
+    LibreTranslateResponse,
+)
+from app.service import check_texts
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/libretranslate", tags=["libretranslate"])
+
+DEFAULT_BEAM = 5
+FORM = "application/x-www-form-urlencoded"
+REQUEST_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": LibreTranslateRequest.model_json_schema()},
+    FORM: {"schema": LibreTranslateRequest.model_json_schema()},
+}}}
+
+
+async def read_fields(request: Request) -> dict[str, Any]:
+    """The request's fields from a JSON or a form-encoded body (strict UTF-8 either way)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type", f"send JSON or {FORM}, not {content_type}")
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_encoding", "request body is not valid UTF-8") from None
+    if content_type == FORM:
+        fields = parse_qs(text, keep_blank_values=True)
+        return {key: values[0] if len(values) == 1 and key != "q[]" else values for key, values in fields.items()}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_error", "the request body must be a JSON object")
+    return data
+
+
+def pick_model(registry: ModelRegistry, source: str, target: str) -> LoadedModel:
+    """The model for source -> target; source 'auto' works when a single model translates into target."""
+    if source != "auto":
+        return registry.get(source, target)
+    candidates = [m for (_, tgt), m in registry.models.items() if tgt == target]
+    if len(candidates) != 1:
+        raise ApiError(400, "unsupported_pair", "source 'auto' needs exactly one model translating into "
+                       f"{target!r} ({len(candidates)} found); pass the source language")
+    return candidates[0]
+
+
+@router.post("/translate", response_model=LibreTranslateResponse, response_model_exclude_none=True,
+             responses=ERROR_RESPONSES, openapi_extra=REQUEST_BODY)
+async def translate(request: Request, service: ServiceDep, registry: RegistryDep,
+                    settings: SettingsDep) -> LibreTranslateResponse:
+    """LibreTranslate's /translate: {"q", "source", "target"} -> {"translatedText"}."""
+    fields = await read_fields(request)
+    if "q[]" in fields and "q" not in fields:
+        fields["q"] = fields.pop("q[]")
+    try:
+        body = LibreTranslateRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    require_models(registry)
+    texts = [body.q] if isinstance(body.q, str) else list(body.q)
+    check_texts(texts, settings)
+    model = pick_model(registry, body.source, body.target)
+    n_best = body.alternatives + 1
+    options = DecodeOptions(beam_size=max(DEFAULT_BEAM, n_best), n_best=n_best)
+    items = await unless_disconnected(request, service.translate(texts, model, options))
+    translated = [item.text for item in items]
+    alternatives = [[alt.text for alt in item.alternatives[1:]] for item in items] if body.alternatives else None
+    detected = {"language": model.info.source, "confidence": 100.0} if body.source == "auto" else None
+    if isinstance(body.q, str):
+        return LibreTranslateResponse(translatedText=translated[0], alternatives=alternatives and alternatives[0],
+                                      detectedLanguage=detected)
+    return LibreTranslateResponse(translatedText=translated, alternatives=alternatives, detectedLanguage=detected)
+
+
+@router.get("/languages", response_model=list[LibreTranslateLanguage])
+async def languages(registry: RegistryDep) -> list[LibreTranslateLanguage]:
+    """LibreTranslate's /languages: each source language with the targets it can be translated into."""
+    targets: dict[str, list[str]] = {}
+    for source, target in registry.models:
+        targets.setdefault(source, []).append(target)
+    return [LibreTranslateLanguage(code=code, name=language_name(code), targets=sorted(tgts))
+            for code, tgts in targets.items()]

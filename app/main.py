@@ -1,0 +1,90 @@
+"""The app factory: assembles settings, routers, error handlers, metrics and the web page; loads models once.
+
+Run with `rnnmt serve`, or `uvicorn app.main:create_app --factory`. Importing this module loads nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import api, libretranslate
+from app.body_limit import BodyLimitMiddleware
+from app.errors import install_error_handlers
+from app.metrics import Metrics, MetricsMiddleware
+from app.registry import ModelRegistry
+from app.service import TranslationService
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VERSION = "0.1.0"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load every model folder once at start-up (off the event loop); stop the batchers at shutdown."""
+    settings: Settings = app.state.settings
+    if settings.threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    registry: ModelRegistry = app.state.registry
+    await asyncio.to_thread(registry.load)
+    log.info("serving %d model(s): %s", len(registry.models),
+             ", ".join(f"{s}-{t}" for s, t in registry.models) or "none")
+    try:
+        yield
+    finally:
+        registry.close()
+
+
+def mount_web_page(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
+    """GET / serves static/index.html and /static/* its assets, when the page exists."""
+    index = static_dir / "index.html"
+    if index.is_file():
+        app.mount("/static", StaticFiles(directory=static_dir), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def web_page() -> FileResponse:
+            return FileResponse(index, media_type="text/html")
+
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> JSONResponse:
+        return JSONResponse({"name": "rnnmt", "docs": "/docs", "translate": "POST /translate"})
+
+
+def max_body_bytes(settings: Settings) -> int:
+    """Room for max_texts texts of max_chars characters, each JSON-escaped (up to 6 bytes), plus options."""
+    return settings.max_texts * settings.max_chars * 6 + 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI app. Without settings, they come from RNNMT_* environment variables."""
+    settings = settings or get_settings()
+    app = FastAPI(title="rnnmt", version=VERSION, lifespan=lifespan,
+                  description="Machine translation with a recurrent encoder-decoder and Bahdanau attention.")
+    metrics = Metrics()
+    registry = ModelRegistry(settings, metrics)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = registry
+    app.state.service = TranslationService(registry, settings, metrics)
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(libretranslate.router)
+    mount_web_page(app)
+    return app

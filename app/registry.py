@@ -1,0 +1,163 @@
+"""Model folders by language pair: every folder with a config.json under models_dir is loaded once.
+
+Each loaded model gets a Translator and its own MicroBatcher (one decoding thread per model). BLEU for
+/languages comes from the folder's metrics.json ("test_bleu") when present.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.batcher import MicroBatcher
+from app.errors import ApiError
+from app.metrics import Metrics
+from app.schemas import LanguagePair, ModelInfo
+from app.settings import Settings
+from model.checkpoint import CONFIG, ModelBundle, load_model_folder
+from model.errors import RnnmtError
+from model.search import SearchConfig
+from model.translator import Translation, Translator, resolve_device
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "fi": "Finnish", "fr": "French", "hu": "Hungarian", "it": "Italian", "ja": "Japanese",
+    "ko": "Korean", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
+    "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
+}
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code.lower(), code)
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """The search settings of a request: hashable, so the batcher groups and the cache keys on it."""
+
+    beam_size: int = 5
+    n_best: int = 1
+    return_attention: bool = False
+    max_length: int | None = None  # target pieces per sentence; None = the model's proportional limit
+
+
+@dataclass
+class LoadedModel:
+    """One model folder ready to serve: its translator, its batcher and what /languages says about it."""
+
+    bundle: ModelBundle
+    translator: Translator
+    batcher: MicroBatcher[Translation]
+    bleu: float | None
+    info: ModelInfo
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    def language_pair(self) -> LanguagePair:
+        info = self.info
+        return LanguagePair(source=info.source, target=info.target, model=info.name,
+                            architecture=info.architecture, parameters=info.parameters, bleu=self.bleu)
+
+
+def search_config(translator: Translator, options: DecodeOptions) -> SearchConfig:
+    """The model's decoding defaults with the request's options."""
+    limits = {} if options.max_length is None else {"max_len_a": 0.0, "max_len_b": options.max_length + 1}
+    return translator.search_config(beam_size=options.beam_size, n_best=options.n_best,
+                                    return_attention=options.return_attention, **limits)
+
+
+def read_bleu(folder: Path) -> float | None:
+    try:
+        value = json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("test_bleu")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def model_folders(models_dir: Path) -> list[Path]:
+    """models_dir itself if it is a model folder, else its sub-folders that hold a config.json."""
+    if (models_dir / CONFIG).is_file():
+        return [models_dir]
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir() if p.is_dir() and (p / CONFIG).is_file())
+
+
+class ModelRegistry:
+    """The loaded models keyed by (source, target)."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.models: dict[tuple[str, str], LoadedModel] = {}
+        self.loaded = False
+
+    def load(self) -> None:
+        """Load every model folder (blocking; called once from the app's lifespan)."""
+        settings = self.settings
+        folders = model_folders(settings.models_dir)
+        if not folders:
+            log.error("no model folders (with %s) found in %s: the service starts, but /ready answers 503 "
+                      "until models are added and the service restarted (set RNNMT_MODELS_DIR or --models-dir)",
+                      CONFIG, settings.models_dir)
+        device = resolve_device(settings.device)
+        for folder in folders:
+            try:
+                bundle = load_model_folder(folder, device)
+            except RnnmtError as exc:
+                log.error("skipping model folder %s: %s", folder, exc)
+                continue
+            if bundle.model.config.attention == "none":
+                log.info("%s has no attention: return_attention will give null", folder.name)
+            pair = (bundle.source_lang, bundle.target_lang)
+            if pair in self.models:
+                log.warning("skipping %s: %s-%s is already served by %s", folder, *pair, self.models[pair].name)
+                continue
+            self.models[pair] = self._serve(bundle, read_bleu(folder))
+            log.info("loaded %s (%s-%s, %d parameters) on %s", bundle.name, *pair,
+                     bundle.model.num_parameters(), device)
+        self.metrics.models.set(value=len(self.models))
+        self.loaded = True
+
+    def _serve(self, bundle: ModelBundle, bleu: float | None) -> LoadedModel:
+        s = self.settings
+        translator = Translator(bundle, batch_tokens=s.max_batch_tokens, max_batch_size=s.max_batch_sentences)
+        tokenizer = bundle.src_tokenizer
+
+        def decode(sentences: list[str], options: DecodeOptions) -> list[Translation]:
+            return translator.translate(sentences, search_config(translator, options))
+
+        def count_tokens(sentence: str) -> int:
+            return len(tokenizer.encode([sentence])[0]) + 1  # + EOS
+
+        batcher: MicroBatcher[Translation] = MicroBatcher(
+            decode, name=bundle.name, max_batch_tokens=s.max_batch_tokens, max_batch_sentences=s.max_batch_sentences,
+            max_wait_s=s.max_wait_ms / 1000.0, max_queue=s.max_queue, count_tokens=count_tokens,
+            on_batch=self.metrics.batch_observer(bundle.name))
+        info = ModelInfo(name=bundle.name, source=bundle.source_lang, target=bundle.target_lang,
+                         architecture=bundle.model.config.to_dict(), parameters=bundle.model.num_parameters())
+        return LoadedModel(bundle, translator, batcher, bleu, info)
+
+    def get(self, source: str, target: str) -> LoadedModel:
+        """The model for a pair, or a 400 that lists the pairs available."""
+        model = self.models.get((source, target))
+        if model is None:
+            available = ", ".join(f"{s}-{t}" for s, t in self.models) or "none (no model is loaded)"
+            raise ApiError(400, "unsupported_pair", f"no model translates {source!r} -> {target!r}; "
+                           f"available pairs: {available}")
+        return model
+
+    def update_queue_metrics(self) -> None:
+        for model in self.models.values():
+            self.metrics.queue_depth.set(model.name, value=model.batcher.queue_depth)
+
+    def close(self) -> None:
+        for model in self.models.values():
+            model.batcher.close()
+        self.models.clear()

@@ -1,0 +1,188 @@
+"""Request and response bodies of the HTTP API (pydantic), with the examples shown in the OpenAPI docs.
+
+Validation of types and ranges happens here, at the edge; limits that depend on settings (characters,
+number of texts) and on loaded models (language pairs) are checked by the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_BEAM = 16
+
+ARCHITECTURE_EXAMPLE = {
+    "src_vocab_size": 8000, "tgt_vocab_size": 8000, "emb_size": 256, "cell": "gru", "encoder_hidden": 256,
+    "encoder_layers": 1, "bidirectional": True, "decoder_hidden": 512, "decoder_layers": 1,
+    "attention": "bahdanau", "attention_size": 512, "readout_size": 256, "dropout": 0.3, "emb_dropout": 0.2,
+    "tie_embeddings": "decoder",
+}
+
+
+def text_or_texts(value: Any) -> Any:
+    """One clear message instead of pydantic's one-per-union-member for a field that is str | list[str]."""
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    raise ValueError("must be a string or a list of strings")
+
+
+class TranslateRequest(BaseModel):
+    """POST /translate: one text or a list of texts (each may hold several sentences and line breaks)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "A man is riding a bike.", "source": "en", "target": "de"},
+        {"text": ["Two dogs play in the snow.", "A girl reads a book.\nShe smiles."], "source": "en",
+         "target": "de", "beam_size": 5, "n_best": 3, "return_scores": True, "return_attention": True},
+    ]})
+
+    text: str | list[str] = Field(description="a text, or a list of texts translated as one batch")
+    source: str = Field(min_length=1, max_length=20, description="source language code", examples=["en"])
+    target: str = Field(min_length=1, max_length=20, description="target language code", examples=["de"])
+    beam_size: int = Field(5, ge=1, le=MAX_BEAM, description="1 = greedy search")
+    n_best: int = Field(1, ge=1, le=MAX_BEAM, description="alternatives per text (at most beam_size)")
+    max_length: int | None = Field(None, ge=1, le=1024, description="maximum target pieces per sentence "
+                                   "(default: proportional to the source length)")
+    return_scores: bool = Field(False, description="add length-normalized log-probabilities")
+    return_attention: bool = Field(False, description="add the attention matrix of every sentence")
+
+    _check_text = field_validator("text", mode="before")(text_or_texts)
+
+    @model_validator(mode="after")
+    def _n_best_within_beam(self) -> TranslateRequest:
+        if self.n_best > self.beam_size:
+            raise ValueError(f"n_best ({self.n_best}) must not exceed beam_size ({self.beam_size})")
+        return self
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+
+class SentenceAttention(BaseModel):
+    """Attention of one sentence: weights[i][j] = how much target piece i looked at source piece j."""
+
+    source_pieces: list[str] = Field(examples=[["▁three", "▁one", "</s>"]])
+    target_pieces: list[str] = Field(examples=[["▁eins", "▁drei", "</s>"]])
+    weights: list[list[float]] = Field(description="len(target_pieces) rows x len(source_pieces) columns",
+                                       examples=[[[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.0, 0.1, 0.9]]])
+
+
+class Alternative(BaseModel):
+    """One complete translation of a text (the k-th hypothesis of each of its sentences, joined)."""
+
+    text: str
+    score: float | None = Field(None, description="sum over sentences (when return_scores)")
+    attention: list[SentenceAttention] | None = Field(None, description="one per sentence (when return_attention)")
+
+
+class TranslationItem(BaseModel):
+    """The translation of one input text; alternatives[0].text == text."""
+
+    text: str
+    score: float | None = None
+    alternatives: list[Alternative]
+
+
+class ModelInfo(BaseModel):
+    """The model that served a request or a language pair."""
+
+    name: str
+    source: str
+    target: str
+    architecture: dict[str, Any] = Field(examples=[ARCHITECTURE_EXAMPLE])
+    parameters: int
+
+
+class TranslateResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "translations": [{"text": "Ein Mann fährt Fahrrad.", "score": None,
+                          "alternatives": [{"text": "Ein Mann fährt Fahrrad.", "score": None, "attention": None}]}],
+        "model": {"name": "multi30k-en-de", "source": "en", "target": "de", "architecture": ARCHITECTURE_EXAMPLE,
+                  "parameters": 13500000},
+        "timing_ms": 41.7,
+    }]})
+
+    translations: list[TranslationItem] = Field(description="one per input text, in order")
+    model: ModelInfo
+    timing_ms: float
+
+
+class Language(BaseModel):
+    code: str = Field(examples=["en"])
+    name: str = Field(examples=["English"])
+
+
+class LanguagePair(BaseModel):
+    source: str
+    target: str
+    model: str
+    architecture: dict[str, Any]
+    parameters: int
+    bleu: float | None = Field(None, description="test BLEU from the model folder's metrics.json")
+
+
+class LanguagesResponse(BaseModel):
+    languages: list[Language]
+    pairs: list[LanguagePair]
+
+
+class HealthResponse(BaseModel):
+    status: str = Field("ok", examples=["ok"])
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(examples=["ready"])
+    models: int
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["unsupported_pair"])
+    message: str = Field(examples=["no model translates fr -> de; available pairs: en-de, de-en"])
+
+
+class ErrorResponse(BaseModel):
+    """The shape of every error response."""
+
+    error: ErrorDetail
+
+
+class LibreTranslateRequest(BaseModel):
+    """LibreTranslate's POST /translate (JSON or form-encoded)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"q": "A man is riding a bike.", "source": "en", "target": "de", "format": "text"},
+    ]})
+
+    q: str | list[str]
+    source: str = Field(min_length=1, max_length=20, description="a language code, or 'auto' when unambiguous")
+    target: str = Field(min_length=1, max_length=20)
+    format: str = Field("text", pattern="^(text|html)$", description="html is translated as plain text")
+    alternatives: int = Field(0, ge=0, le=MAX_BEAM - 1)
+    api_key: str | None = Field(None, description="accepted and ignored")
+
+    _check_q = field_validator("q", mode="before")(text_or_texts)
+
+
+class LibreTranslateResponse(BaseModel):
+    translatedText: str | list[str]  # LibreTranslate's field names
+    alternatives: list[str] | list[list[str]] | None = None
+    detectedLanguage: dict[str, Any] | None = None
+
+
+class LibreTranslateLanguage(BaseModel):
+    code: str
+    name: str
+    targets: list[str]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in [
+        (400, "unknown language pair, malformed JSON or a body that is not UTF-8"),
+        (413, "a text longer than max_chars, or more than max_texts texts"),
+        (422, "a field with the wrong type or out of range, or an empty text"),
+        (503, "no model loaded, or the queue is full (see Retry-After)"),
+        (504, "the translation did not finish before the request deadline"),
+    ]
+}

@@ -1,0 +1,113 @@
+"""Texts in, TranslationItems out: limits, sentence splitting, the cache, the batcher, and reassembly.
+
+Every sentence of every text of a request goes to the model's batcher in one submission (so a request's
+sentences are decoded together with those of concurrent requests); cached sentences skip decoding. Each
+text is rebuilt from its sentences' translations with its original whitespace; alternative k of a text
+joins the k-th hypothesis of each of its sentences, its score is their sum.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.cache import LRUCache
+from app.errors import ApiError
+from app.metrics import Metrics
+from app.registry import DecodeOptions, LoadedModel, ModelRegistry
+from app.schemas import Alternative, SentenceAttention, TranslationItem
+from app.segment import Segmented, split
+from app.settings import Settings
+from model.translator import Translation, TranslationHypothesis
+
+log = logging.getLogger(__name__)
+
+EOS_PIECE = "</s>"
+EMPTY = TranslationHypothesis(text="", score=0.0, log_prob=0.0, tgt_pieces=[])
+REJECT_REASONS = {"QueueFullError": "queue_full", "DeadlineExceededError": "timeout", "CancelledError": "cancelled",
+                  "BatcherClosedError": "shutting_down"}
+
+
+def check_texts(texts: list[str], settings: Settings) -> None:
+    """Reject empty requests and texts (422) and oversized ones (413)."""
+    if not texts:
+        raise ApiError(422, "empty_text", "text must be a non-empty string or a non-empty list of strings")
+    if len(texts) > settings.max_texts:
+        raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one request; the limit is {settings.max_texts}")
+    for i, text in enumerate(texts):
+        where = "text" if len(texts) == 1 else f"text[{i}]"
+        if not text.strip():
+            raise ApiError(422, "empty_text", f"{where} is empty; send some text to translate")
+        if len(text) > settings.max_chars:
+            raise ApiError(413, "text_too_long",
+                           f"{where} has {len(text)} characters; the limit is {settings.max_chars}")
+
+
+def sentence_attention(src_pieces: list[str], hyp: TranslationHypothesis) -> SentenceAttention | None:
+    """The hypothesis' attention with '</s>' appended to both piece lists (its EOS row and column)."""
+    if hyp.attention is None:
+        return None
+    weights = [[round(w, 5) for w in row] for row in hyp.attention]  # (tgt + 1) x (src + 1)
+    return SentenceAttention(source_pieces=[*src_pieces, EOS_PIECE], target_pieces=[*hyp.tgt_pieces, EOS_PIECE],
+                             weights=weights)
+
+
+def assemble(segmented: Segmented, translations: list[Translation], n_best: int, return_scores: bool,
+             return_attention: bool) -> TranslationItem:
+    """One text's TranslationItem from the translations of its sentences."""
+    alternatives = []
+    for k in range(n_best):
+        hyps = [t.hypotheses[min(k, len(t.hypotheses) - 1)] if t.hypotheses else EMPTY for t in translations]
+        attention = None
+        if return_attention:
+            per_sentence = [sentence_attention(t.src_pieces, h) for t, h in zip(translations, hyps)]
+            attention = None if any(a is None for a in per_sentence) else per_sentence
+        alternatives.append(Alternative(text=segmented.join([h.text for h in hyps]),
+                                        score=sum(h.score for h in hyps) if return_scores else None,
+                                        attention=attention))
+    return TranslationItem(text=alternatives[0].text, score=alternatives[0].score, alternatives=alternatives)
+
+
+class TranslationService:
+    """The translation path shared by the native and the LibreTranslate routes."""
+
+    def __init__(self, registry: ModelRegistry, settings: Settings, metrics: Metrics) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self.cache: LRUCache[Translation] = LRUCache(settings.cache_size)
+
+    async def translate(self, texts: list[str], model: LoadedModel, options: DecodeOptions,
+                        return_scores: bool = False) -> list[TranslationItem]:
+        """Translate texts (already checked) with one model; one TranslationItem per text."""
+        segmented = [split(text) for text in texts]
+        sentences = [s for seg in segmented for s in seg.sentences]
+        found = await self.translate_sentences(sentences, model, options)
+        items, pos = [], 0
+        for seg in segmented:
+            count = len(seg.sentences)
+            items.append(assemble(seg, found[pos: pos + count], options.n_best, return_scores,
+                                  options.return_attention))
+            pos += count
+        return items
+
+    async def translate_sentences(self, sentences: list[str], model: LoadedModel,
+                                  options: DecodeOptions) -> list[Translation]:
+        """Cached sentences from the cache, the others (each distinct one once) through the batcher."""
+        keys = [LRUCache.key(model.name, options, s) for s in sentences]
+        found: list[Translation | None] = [self.cache.get(k) for k in keys]
+        if self.cache.capacity:
+            hits = sum(t is not None for t in found)
+            self.metrics.cache.inc("hit", amount=hits)
+            self.metrics.cache.inc("miss", amount=len(found) - hits)
+        missing = list(dict.fromkeys(s for s, t in zip(sentences, found) if t is None))
+        if missing:
+            try:
+                decoded = await model.batcher.submit(missing, options, self.settings.request_timeout_s)
+            except BaseException as exc:  # CancelledError too: the client went away
+                self.metrics.rejected.inc(REJECT_REASONS.get(type(exc).__name__, "error"))
+                raise
+            by_sentence = dict(zip(missing, decoded))
+            for key, sentence in zip(keys, sentences):
+                self.cache.put(key, by_sentence[sentence])
+            found = [t if t is not None else by_sentence[s] for s, t in zip(sentences, found)]
+        return found  # type: ignore[return-value]

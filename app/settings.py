@@ -1,0 +1,44 @@
+"""Service settings: one pydantic-settings class read from RNNMT_* environment variables, built on first use.
+
+Nothing is read at import time. `get_settings()` is cached; tests and `create_app(settings)` pass their own
+object instead (and override the `get_settings` dependency).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "released-models"
+
+
+class Settings(BaseSettings):
+    """Everything the HTTP service can be tuned with; each field is also the env variable RNNMT_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="RNNMT_", extra="ignore")
+
+    models_dir: Path = Field(DEFAULT_MODELS_DIR, description="folder of model folders (or one model folder)")
+    device: str = Field("auto", pattern="^(auto|cpu|cuda(:[0-9]+)?)$", description="auto | cpu | cuda")
+    threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default)")
+
+    # Micro-batching: sentences of concurrent requests are decoded together.
+    max_batch_tokens: int = Field(2000, ge=1, description="source tokens per decode call")
+    max_batch_sentences: int = Field(64, ge=1, description="sentences per decode call (1 = no batching)")
+    max_wait_ms: float = Field(5.0, ge=0.0, description="how long the oldest sentence may wait for company")
+    max_queue: int = Field(1024, ge=1, description="pending sentences per model before 503")
+    request_timeout_s: float = Field(30.0, gt=0.0, description="per-request deadline (504 after it)")
+
+    # Request limits, checked at the edge.
+    max_chars: int = Field(5000, ge=1, description="characters per text (413 beyond)")
+    max_texts: int = Field(64, ge=1, description="texts per request (413 beyond)")
+
+    cache_size: int = Field(4096, ge=0, description="translated sentences kept in the LRU cache (0 = off)")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,206 @@
+"""MicroBatcher in-process with stub decode functions: batching, grouping by options, back-pressure (503),
+deadlines (504), cancellation, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from app.batcher import BatcherClosedError, DeadlineExceededError, MicroBatcher, QueueFullError
+
+
+class Recorder:
+    """A decode function that upper-cases sentences and records each call; optionally blocks until released."""
+
+    def __init__(self, block: bool = False, delay_s: float = 0.0) -> None:
+        self.calls: list[tuple[list[str], object]] = []
+        self.release = threading.Event()
+        self.started = threading.Event()
+        if not block:
+            self.release.set()
+        self.delay_s = delay_s
+
+    def __call__(self, sentences: list[str], options: object) -> list[str]:
+        self.calls.append((list(sentences), options))
+        self.started.set()
+        self.release.wait(10)
+        time.sleep(self.delay_s)
+        return [f"{s.upper()}/{options}" for s in sentences]
+
+
+def make(decode: Recorder, **kwargs) -> MicroBatcher[str]:
+    settings = {"max_batch_tokens": 1000, "max_batch_sentences": 64, "max_wait_s": 0.05, "max_queue": 100, **kwargs}
+    return MicroBatcher(decode, **settings)
+
+
+def test_concurrent_requests_share_one_decode_call() -> None:
+    decode = Recorder()
+    batcher = make(decode)
+
+    async def main() -> list[list[str]]:
+        return await asyncio.gather(*(batcher.submit([f"s{i}", f"t{i}"], "o", 5.0) for i in range(10)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert results == [[f"S{i}/o", f"T{i}/o"] for i in range(10)]
+    assert len(decode.calls) == 1 and len(decode.calls[0][0]) == 20
+
+
+def test_one_decode_call_uses_one_set_of_options() -> None:
+    decode = Recorder()
+    batcher = make(decode)
+
+    async def main() -> list[list[str]]:
+        return await asyncio.gather(*(batcher.submit([f"s{i}"], "ab"[i % 2], 5.0) for i in range(8)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert results == [[f"S{i}/{'ab'[i % 2]}"] for i in range(8)]
+    assert sorted(options for _, options in decode.calls) == ["a", "b"]
+    for sentences, options in decode.calls:
+        assert all("ab"[int(s[1:]) % 2] == options for s in sentences)
+
+
+def test_limits_on_sentences_and_tokens() -> None:
+    decode = Recorder()
+    batcher = make(decode, max_batch_sentences=4, max_batch_tokens=9, count_tokens=lambda s: len(s.split()) + 1)
+
+    async def main() -> None:
+        await asyncio.gather(batcher.submit([f"x{i}" for i in range(10)], "o", 5.0),  # 2 tokens each
+                             batcher.submit(["a b c d e f g h i j k"], "o", 5.0))  # alone: over the limit
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    sizes = [len(sentences) for sentences, _ in decode.calls]
+    assert sum(sizes) == 11 and max(sizes) <= 4
+    assert ["a b c d e f g h i j k"] in [sentences for sentences, _ in decode.calls]
+
+
+def test_full_queue_raises_with_retry_after() -> None:
+    decode = Recorder(block=True)
+    batcher = make(decode, max_queue=2, max_wait_s=0.0)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(["busy"], "o", 5.0))
+        await asyncio.to_thread(decode.started.wait, 5)  # the worker is now stuck decoding "busy"
+        waiting = asyncio.ensure_future(batcher.submit(["q1", "q2"], "o", 5.0))
+        await asyncio.sleep(0.05)
+        assert batcher.queue_depth == 2
+        with pytest.raises(QueueFullError) as error:
+            await batcher.submit(["one more"], "o", 5.0)
+        assert error.value.retry_after_s >= 1
+        decode.release.set()
+        assert await first == ["BUSY/o"] and await waiting == ["Q1/o", "Q2/o"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+
+
+def test_request_bigger_than_the_queue_is_accepted_when_idle() -> None:
+    batcher = make(Recorder(), max_queue=2)
+    try:
+        assert asyncio.run(batcher.submit(["a", "b", "c"], "o", 5.0)) == ["A/o", "B/o", "C/o"]
+    finally:
+        batcher.close()
+
+
+def test_deadline_raises_and_the_batcher_keeps_working() -> None:
+    decode = Recorder(delay_s=0.5)
+    batcher = make(decode, max_wait_s=0.0)
+
+    async def main() -> None:
+        with pytest.raises(DeadlineExceededError):
+            await batcher.submit(["slow"], "o", 0.1)
+        decode.delay_s = 0.0
+        await asyncio.sleep(0.5)
+        assert await batcher.submit(["fast"], "o", 5.0) == ["FAST/o"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+
+
+def test_cancelled_request_leaves_the_queue() -> None:
+    decode = Recorder(block=True)
+    batcher = make(decode, max_wait_s=0.0)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(["busy"], "o", 5.0))
+        await asyncio.to_thread(decode.started.wait, 5)
+        gone = asyncio.ensure_future(batcher.submit(["abandoned", "too"], "o", 5.0))
+        await asyncio.sleep(0.05)
+        assert batcher.queue_depth == 2
+        gone.cancel()  # what a client disconnect does
+        await asyncio.gather(gone, return_exceptions=True)
+        assert batcher.queue_depth == 0
+        decode.release.set()
+        assert await first == ["BUSY/o"]
+        assert await batcher.submit(["after"], "o", 5.0) == ["AFTER/o"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    decoded = [s for sentences, _ in decode.calls for s in sentences]
+    assert "abandoned" not in decoded and decoded == ["busy", "after"]
+
+
+def test_decode_error_reaches_the_request_and_the_worker_survives() -> None:
+    def decode(sentences: list[str], options: object) -> list[str]:
+        if "boom" in sentences:
+            raise ValueError("bad sentence")
+        return sentences
+
+    batcher = make(decode, max_wait_s=0.0)
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="bad sentence"):
+            await batcher.submit(["boom"], "o", 5.0)
+        assert await batcher.submit(["fine"], "o", 5.0) == ["fine"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+
+
+def test_close_fails_waiting_requests() -> None:
+    decode = Recorder(block=True)
+    batcher = make(decode, max_wait_s=0.0)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(["busy"], "o", 5.0))
+        await asyncio.to_thread(decode.started.wait, 5)
+        waiting = asyncio.ensure_future(batcher.submit(["queued"], "o", 5.0))
+        await asyncio.sleep(0.05)
+        batcher.close(timeout_s=0.1)  # the worker is still busy with "busy"
+        with pytest.raises(BatcherClosedError):
+            await waiting
+        decode.release.set()
+        assert await first == ["BUSY/o"]  # the batch in flight still finishes
+        with pytest.raises(BatcherClosedError):
+            await batcher.submit(["late"], "o", 5.0)
+
+    asyncio.run(main())
+
+
+def test_batch_observer_sees_every_call() -> None:
+    seen: list[tuple[int, int, float]] = []
+    batcher = make(Recorder(), on_batch=lambda n, tokens, seconds: seen.append((n, tokens, seconds)))
+    try:
+        asyncio.run(batcher.submit(["a b", "c"], "o", 5.0))
+    finally:
+        batcher.close()
+    assert [(n, tokens) for n, tokens, _ in seen] == [(2, 5)]
