@@ -68,6 +68,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes owner-only files; model folders are read by other users (containers)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

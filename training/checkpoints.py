@@ -81,6 +81,7 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     save_file({k: v.cpu() for k, v in unique_state_dict(model).items()}, tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
