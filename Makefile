@@ -24,7 +24,8 @@ serve: install
 # Debian's chromium for the browser test; installed only when missing (skipped without root/apt).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } || \
 	  echo "browser-deps: chromium not installed; the browser test will be skipped"; }
 
 lint: install
