@@ -107,6 +107,7 @@ def save_model_folder(
             shutil.copyfile(source, folder / name)
     tmp_weights = folder / f".{WEIGHTS}.tmp"
     save_file(tensors, str(tmp_weights))
+    os.chmod(tmp_weights, 0o644)
     os.replace(tmp_weights, folder / WEIGHTS)
     config = {
         "format": FORMAT,

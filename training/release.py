@@ -105,7 +105,7 @@ def main() -> None:
         "title": f"rnnmt Multi30k {names.get(src, src)} → {names.get(tgt, tgt)}",
         "summary": f"A bidirectional-GRU encoder / GRU decoder with Bahdanau attention, trained with rnnmt on "
                    f"Multi30k {src}→{tgt} on a 2-core CPU. Weights stored as fp16 safetensors.",
-        "command": f"make release-models  (rnnmt train --config {args.config} --out {args.run})",
+        "command": f"rnnmt train --config {args.config} --out {args.run}  (all steps: make release-models)",
         "recipe": args.config.read_text(),
         "train": f"{run_metrics['steps']} steps ({run_metrics['epochs']} full epochs), "
                  f"{run_metrics['train_seconds'] / 60:.0f} min of training compute on 2 shared CPU cores, "

@@ -1,0 +1,43 @@
+"""The shipped models: they load, their files match the checksums in their cards, and they translate
+simple sentences (written for this test, not taken from any data set) into the right language."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from model.translator import Translator
+from training.release import checksums
+
+RELEASED = Path(__file__).resolve().parents[1] / "released-models"
+SHIPPED = ["multi30k-en-de", "multi30k-de-en"]
+
+SENTENCES = {
+    "en": ["A dog runs across the green grass.", "Two children are playing with a red ball.",
+           "A woman in a blue dress is sitting on a bench.", "The man is riding a bicycle down the street."],
+    "de": ["Ein Hund rennt über das grüne Gras.", "Zwei Kinder spielen mit einem roten Ball.",
+           "Eine Frau in einem blauen Kleid sitzt auf einer Bank.",
+           "Der Mann fährt mit dem Fahrrad die Straße entlang."],
+}
+# Function words that show which language came out; each output must contain one of its own language's.
+MARKERS = {"de": {"ein", "eine", "einem", "einer", "der", "die", "das", "mit", "auf", "und", "in", "im"},
+           "en": {"a", "an", "the", "with", "on", "and", "in", "is", "are"}}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model(name: str) -> None:
+    folder = RELEASED / name
+    assert (folder / "README.md").is_file(), f"{name} is not shipped"
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    for file, digest in checksums(folder).items():
+        assert f"`{file}`: `{digest}`" in card, f"{file} does not match the checksum in the card"
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 40 * 2**20
+    translator = Translator.from_folder(str(folder), device="cpu")
+    src, tgt = translator.bundle.source_lang, translator.bundle.target_lang
+    for sentence, translation in zip(SENTENCES[src], translator.translate(SENTENCES[src])):
+        words = set(re.findall(r"\w+", translation.text.lower()))
+        assert words, f"empty translation of {sentence!r}"
+        assert words & MARKERS[tgt], f"{translation.text!r} does not look like {tgt}"
+        assert translation.text != sentence
