@@ -99,7 +99,7 @@ class TranslateResponse(BaseModel):
         "translations": [{"text": "Ein Mann fährt Fahrrad.", "score": None,
                           "alternatives": [{"text": "Ein Mann fährt Fahrrad.", "score": None, "attention": None}]}],
         "model": {"name": "multi30k-en-de", "source": "en", "target": "de", "architecture": ARCHITECTURE_EXAMPLE,
-                  "parameters": 13500000},
+                  "parameters": 5922560},
         "timing_ms": 41.7,
     }]})
 
