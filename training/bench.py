@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from model.config import ModelConfig
-from model.search import SearchConfig
 from model.seq2seq import Seq2Seq
 from model.translator import Translator
 from training.data import make_batch, token_batches
@@ -150,5 +149,3 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"peak RSS: {report['peak_rss_mb']} MB")
     return "\n".join(lines)
 
-
-__all__ = ["SearchConfig", "run_bench", "format_report"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from model.errors import DataError, InputError
 from model.search import SearchConfig
 from model.translator import Translator
 from training.data import default_data_dir, multi30k_file, read_lines
@@ -40,8 +41,6 @@ def resolve_testset(name: str, source_lang: str, target_lang: str, data_dir: str
     """'multi30k:test_2016_flickr' -> (source file, reference file)."""
     dataset, _, split = name.partition(":")
     if dataset != "multi30k" or not split:
-        from model.errors import InputError
-
         raise InputError(f"unknown test set {name!r}; use multi30k:val or multi30k:test_2016_flickr")
     folder = Path(data_dir) if data_dir else default_data_dir()
     return multi30k_file(folder, split, source_lang), multi30k_file(folder, split, target_lang)
@@ -51,8 +50,6 @@ def evaluate(translator: Translator, src_file: Path, ref_file: Path, config: Sea
              lowercase: bool = False, tokenize: str | None = None) -> dict[str, Any]:
     sources, references = read_lines(src_file), read_lines(ref_file)
     if len(sources) != len(references):
-        from model.errors import DataError
-
         raise DataError(f"{src_file} has {len(sources)} lines but {ref_file} has {len(references)}")
     start = time.perf_counter()
     hypotheses = [t.text for t in translator.translate(sources, config)]
