@@ -14,6 +14,7 @@ import torch
 
 from model.config import BOS_ID, EOS_ID, PAD_ID
 from model.errors import InputError
+from model.selection import argmax_over_vocab, top_candidates
 from model.seq2seq import Seq2Seq
 
 
@@ -77,14 +78,17 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     lengths = torch.zeros(batch, dtype=torch.long, device=src.device)
     with_attention = config.return_attention and model.decoder.attention is not None
     attention = torch.zeros(batch, tokens.size(1), src.size(1), device=src.device) if with_attention else None
+    columns = torch.arange(batch, device=src.device)
+    not_eos = (torch.arange(model.config.tgt_vocab_size, device=src.device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
     for t in range(tokens.size(1)):
-        log_probs, state, weights = model.decode_step(prev, state, encoded)  # (rows, vocab)
+        logits, log_norm, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows), (rows,)
         if t < config.min_length:
-            log_probs[:, EOS_ID] = float("-inf")
-        forced = t + 1 >= limit[active]
-        log_probs[forced] = log_probs[forced].masked_fill(
-            torch.arange(log_probs.size(1), device=src.device) != EOS_ID, float("-inf"))
-        best_lp, best = log_probs.max(dim=-1)  # (rows,)
+            logits[EOS_ID] = float("-inf")
+        forced = t + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
+        if bool(forced.any()):
+            logits.masked_fill_(forced & not_eos, float("-inf"))
+        best = argmax_over_vocab(logits)  # (rows,)
+        best_lp = logits[best, columns[: best.size(0)]] - log_norm
         tokens[active, t] = best
         log_probs_sum[active] += best_lp
         if attention is not None:
@@ -104,18 +108,6 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
                      None if attention is None else attention[i], src_lens[i])]
         for i in range(batch)
     ]
-
-
-def _beam_candidates(scores: torch.Tensor, log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """The scoring rule: top 2k continuations of every sentence's beams.
-
-    scores: (batch, k) raw scores of alive beams; log_probs: (batch, k, vocab)
-    Returns candidate scores, source beam and token, each (batch, 2k).
-    """
-    vocab = log_probs.size(2)
-    candidates = (scores.unsqueeze(2) + log_probs).view(scores.size(0), -1)  # (batch, k * vocab)
-    top_scores, top_index = candidates.topk(min(2 * k, candidates.size(1)), dim=1)
-    return top_scores, torch.div(top_index, vocab, rounding_mode="floor"), top_index % vocab
 
 
 @torch.inference_mode()
@@ -146,17 +138,18 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     fin_att = torch.zeros(batch, k, width, src_len, device=device) if with_attention else None
     results: list[list[Hypothesis] | None] = [None] * batch
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
-    not_eos = torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID
+    not_eos = (torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
 
     for t in range(width):
         rows = active.size(0)
-        log_probs, state, weights = model.decode_step(prev, state, encoded)  # (rows * k, vocab)
-        log_probs = log_probs.view(rows, k, -1)
+        logits, log_norm, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows * k), (rows * k,)
         if t < config.min_length:
-            log_probs[:, :, EOS_ID] = float("-inf")
-        forced = (t + 1 >= limit[active]).view(rows, 1, 1)  # at the length limit only EOS is allowed
-        log_probs = log_probs.masked_fill(forced & not_eos, float("-inf"))
-        top_scores, top_beam, top_token = _beam_candidates(alive_scores, log_probs, k)  # (rows, 2k)
+            logits[EOS_ID] = float("-inf")
+        forced = t + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
+        if bool(forced.any()):
+            logits.masked_fill_(forced.repeat_interleave(k) & not_eos, float("-inf"))
+        # The scoring rule: the top 2k continuations (score + log-prob) of every sentence's beams.
+        top_scores, top_beam, top_token = top_candidates(logits, alive_scores.view(-1) - log_norm, k, 2 * k)
 
         # Candidate histories: the source beam's tokens (and attention) plus the new token.
         cand_tokens = torch.cat([alive_tokens.gather(1, top_beam.unsqueeze(2).expand(-1, -1, t)),

@@ -75,7 +75,7 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
         c, src_tokens / len(results))
     return {"search": "greedy" if beam == 1 else f"beam{beam}", "batch_size": batch_size, "sentences": len(texts),
             "sentences_per_s": round(len(texts) / seconds, 2), "target_tokens_per_s": round(tgt_tokens / seconds, 1),
-            "limit_fraction": round(flops / seconds / 1e9 / gflops, 3)}
+            "limit_fraction": float(f"{flops / seconds / 1e9 / gflops:.3g}")}  # 3 significant digits
 
 
 def bench_latency(translator: Translator, sources: list[str], beam: int, count: int) -> dict[str, float]:
