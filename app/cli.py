@@ -316,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app.runtime import tune_allocator
     from model.errors import RnnmtError
 
+    tune_allocator()
     try:
         args.func(args)
     except RnnmtError as exc:

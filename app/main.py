@@ -20,6 +20,7 @@ from app.body_limit import BodyLimitMiddleware
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
 from app.registry import ModelRegistry
+from app.runtime import tune_allocator
 from app.service import TranslationService
 from app.settings import Settings, get_settings
 
@@ -33,6 +34,7 @@ VERSION = "0.1.0"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load every model folder once at start-up (off the event loop); stop the batchers at shutdown."""
     settings: Settings = app.state.settings
+    tune_allocator()  # also in `uvicorn app.main:...` workers, which skip the CLI
     if settings.threads > 0:
         import torch
 
