@@ -4,9 +4,10 @@ A request puts its sentences in a bounded queue and awaits an asyncio future. Th
 oldest pending sentence, gathers the pending sentences with the *same* decoding options (one decode call
 uses one SearchConfig) until the batch is full (`max_batch_tokens`, `max_batch_sentences`) or the oldest
 sentence has waited `max_wait_s`, decodes them in one call off the event loop, and hands the results back
-through the futures (`loop.call_soon_threadsafe`). Back-pressure: a full queue raises QueueFullError (503
-with Retry-After), a request past its deadline raises DeadlineExceededError (504), and a cancelled request
-(client gone) has its sentences removed from the queue.
+through the futures (`loop.call_soon_threadsafe`). After a batch, it waits up to `regroup_s` for the
+clients that batch answered to send again, so that concurrent clients stay in one batch (see `_next_batch`).
+Back-pressure: a full queue raises QueueFullError (503 with Retry-After), a request past its deadline raises
+DeadlineExceededError (504), and a cancelled request (client gone) has its sentences removed from the queue.
 """
 
 from __future__ import annotations
@@ -82,13 +83,15 @@ class MicroBatcher(Generic[R]):
     """Gathers sentences from concurrent requests and decodes them in batches in one worker thread."""
 
     def __init__(self, decode: DecodeFn, *, name: str = "model", max_batch_tokens: int = 2000,
-                 max_batch_sentences: int = 64, max_wait_s: float = 0.005, max_queue: int = 1024,
+                 max_batch_sentences: int = 64, max_wait_s: float = 0.005, regroup_s: float = 0.05,
+                 max_queue: int = 1024,
                  count_tokens: Callable[[str], int] | None = None, on_batch: BatchObserver | None = None) -> None:
         self.decode = decode
         self.name = name
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_sentences = max_batch_sentences
         self.max_wait_s = max_wait_s
+        self.regroup_s = regroup_s
         self.max_queue = max_queue
         self.count_tokens = count_tokens or (lambda sentence: len(sentence.split()) + 1)
         self.on_batch = on_batch
@@ -96,6 +99,10 @@ class MicroBatcher(Generic[R]):
         self._cond = threading.Condition()
         self._closed = False
         self._seconds_per_sentence = 0.01  # running estimate, for Retry-After
+        self._free_since = 0.0  # when the worker finished its last batch (time.monotonic)
+        self._answered = 0  # requests that the last batch completed
+        self._requests = 0  # requests submitted so far
+        self._requests_at_free = 0  # ... when the last batch finished
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -122,6 +129,7 @@ class MicroBatcher(Generic[R]):
                 raise QueueFullError(f"{len(self._pending)} sentences are waiting for model {self.name}; "
                                      "retry later", max(1, wait))
             self._pending.extend(items)
+            self._requests += 1
             self._cond.notify()
         try:
             return await asyncio.wait_for(job.future, timeout_s)
@@ -156,7 +164,9 @@ class MicroBatcher(Generic[R]):
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            self._decode_batch(batch)
+            answered = self._decode_batch(batch)
+            with self._cond:
+                self._free_since, self._answered, self._requests_at_free = time.monotonic(), answered, self._requests
 
     def _next_batch(self) -> list[_Item] | None:
         """Block until a batch is ready (full, or its oldest sentence waited max_wait_s); None when closed."""
@@ -169,7 +179,13 @@ class MicroBatcher(Generic[R]):
                     continue
                 head = self._pending[0]
                 batch, full = self._collect(head.job.options)
-                wait = head.enqueued + self.max_wait_s - now
+                ready_at = head.enqueued + self.max_wait_s
+                if self._requests - self._requests_at_free < self._answered:
+                    # Regroup: the clients that the last batch answered usually send again within a few ms.
+                    # Waiting for them (at most regroup_s) keeps concurrent clients in one batch instead of
+                    # two alternating halves, each of which would also wait for the other's decode.
+                    ready_at = max(ready_at, self._free_since + self.regroup_s)
+                wait = ready_at - now
                 if full or wait <= 0:
                     taken = {id(item) for item in batch}
                     self._pending = deque(i for i in self._pending if id(i) not in taken)
@@ -191,7 +207,8 @@ class MicroBatcher(Generic[R]):
         full = len(batch) >= self.max_batch_sentences or tokens >= self.max_batch_tokens
         return batch, full
 
-    def _decode_batch(self, batch: list[_Item]) -> None:
+    def _decode_batch(self, batch: list[_Item]) -> int:
+        """Decode one batch and hand out the results; returns how many requests it completed."""
         options = batch[0].job.options
         start = time.perf_counter()
         try:
@@ -200,17 +217,20 @@ class MicroBatcher(Generic[R]):
             log.warning("decoding a batch of %d sentences failed: %s", len(batch), exc)
             for job in {id(item.job): item.job for item in batch}.values():
                 self._call(job, _fail, exc)
-            return
+            return 0
         seconds = time.perf_counter() - start
         self._seconds_per_sentence = 0.8 * self._seconds_per_sentence + 0.2 * seconds / len(batch)
+        completed = 0
         for item, result in zip(batch, results):
             job = item.job
             job.results[item.index] = result
             job.remaining -= 1
             if job.remaining == 0:
                 self._call(job, _resolve, job.results)
+                completed += 1
         if self.on_batch is not None:
             self.on_batch(len(batch), sum(item.tokens for item in batch), seconds)
+        return completed
 
     @staticmethod
     def _call(job: _Job, fn: Callable[[asyncio.Future, Any], None], value: Any) -> None:

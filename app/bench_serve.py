@@ -2,14 +2,15 @@
 
 Each run starts `rnnmt serve` as a subprocess on a free 127.0.0.1 port (the cache off, so every request is
 decoded), waits for /ready, then `clients` asyncio tasks each send `requests` single-sentence POST /translate
-requests back to back through one httpx.AsyncClient (at most `clients` requests in flight). Reported per
+requests back to back, each over its own keep-alive connection (`KeepAliveClient`). Reported per
 run: throughput (requests/s), latency percentiles and the mean decode batch size read from /metrics.
-"Off" is max_batch_sentences=1 and max_wait_ms=0: one sentence per decode call.
+"Off" is max_batch_sentences=1, max_wait_ms=0 and regroup_ms=0: one sentence per decode call, no waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
@@ -100,6 +101,8 @@ class RunResult:
     p95_ms: float
     p99_ms: float
     mean_batch_sentences: float | None
+    mean_batch_ms: float | None  # decode time per batch
+    decode_busy: float | None  # fraction of the wall time the decode worker was busy
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -109,40 +112,82 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+class KeepAliveClient:
+    """One persistent HTTP/1.1 connection that POSTs JSON and reads Content-Length responses.
+
+    The load generator shares the 2 cores with the server it measures: httpx spent about 40% of a core
+    at 60 requests/s, which the server's decode threads then lacked. This client costs a few percent.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = httpx.URL(url)
+        self.host, self.port = parts.host, parts.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, body: dict) -> int:
+        """Send one request, read the whole response; returns the status code."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = json.dumps(body).encode()
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json"
+                          f"\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status = int(head.split(" ", 2)[1])
+        length = re.search(r"^content-length:\s*(\d+)", head, re.I | re.M)
+        if length is None:
+            raise RuntimeError(f"response without Content-Length: {head.splitlines()[0]}")
+        await self.reader.readexactly(int(length.group(1)))
+        if re.search(r"^connection:\s*close", head, re.I | re.M):
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
 async def drive(url: str, sentences: list[str], source: str, target: str, clients: int, requests: int,
                 beam_size: int, mode: str) -> RunResult:
     """`clients` concurrent tasks, each sending `requests` single-sentence requests one after the other."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300.0) as client:
-        async def one(i: int) -> tuple[float, bool]:
-            body = {"text": sentences[i % len(sentences)], "source": source, "target": target,
-                    "beam_size": beam_size}
-            start = time.perf_counter()
-            response = await client.post("/translate", json=body)
-            return time.perf_counter() - start, response.status_code == 200
+    connections = [KeepAliveClient(url) for _ in range(clients)]
 
-        async def worker(c: int) -> list[tuple[float, bool]]:
-            return [await one(c * requests + j) for j in range(requests)]
+    async def one(c: int, i: int) -> tuple[float, bool]:
+        body = {"text": sentences[i % len(sentences)], "source": source, "target": target, "beam_size": beam_size}
+        start = time.perf_counter()
+        status = await connections[c].post_json("/translate", body)
+        return time.perf_counter() - start, status == 200
 
-        await asyncio.gather(*(one(i) for i in range(clients)))  # warm-up: connections, first batches
-        before = mean_batch_state((await client.get("/metrics")).text)
+    async def worker(c: int) -> list[tuple[float, bool]]:
+        return [await one(c, c * requests + j) for j in range(requests)]
+
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+        await asyncio.gather(*(one(c, c) for c in range(clients)))  # warm-up: connections, first batches
+        before = batch_totals((await client.get("/metrics")).text)
         start = time.perf_counter()
         results = [r for rs in await asyncio.gather(*(worker(c) for c in range(clients))) for r in rs]
         wall = time.perf_counter() - start
-        after = mean_batch_state((await client.get("/metrics")).text)
+        after = batch_totals((await client.get("/metrics")).text)
+    for connection in connections:
+        await connection.close()
     latencies = [seconds * 1000.0 for seconds, _ in results]
-    batches = after[1] - before[1]
+    sentences, batches, seconds = (a - b for a, b in zip(after, before))
     return RunResult(mode=mode, requests=len(results), errors=sum(not ok for _, ok in results), wall_s=round(wall, 3),
                      requests_per_s=round(len(results) / wall, 1), p50_ms=round(percentile(latencies, 50), 1),
                      p95_ms=round(percentile(latencies, 95), 1), p99_ms=round(percentile(latencies, 99), 1),
-                     mean_batch_sentences=round((after[0] - before[0]) / batches, 2) if batches else None)
+                     mean_batch_sentences=round(sentences / batches, 2) if batches else None,
+                     mean_batch_ms=round(seconds / batches * 1000.0, 1) if batches else None,
+                     decode_busy=round(seconds / wall, 3))
 
 
-def mean_batch_state(metrics_text: str) -> tuple[float, float]:
-    """(sum, count) of rnnmt_batch_sentences over all models."""
-    values = [sum(float(v) for v in re.findall(rf"^rnnmt_batch_sentences_{kind}\{{[^}}]*\}} (\S+)$",
-                                               metrics_text, re.M)) for kind in ("sum", "count")]
-    return values[0], values[1]
+def batch_totals(metrics_text: str) -> tuple[float, float, float]:
+    """Sentences decoded, decode calls and decode seconds so far, over all models (from /metrics)."""
+    def total(name: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{name}\{{[^}}]*\}} (\S+)$", metrics_text, re.M))
+
+    return (total("rnnmt_batch_sentences_sum"), total("rnnmt_batch_sentences_count"),
+            total("rnnmt_batch_duration_seconds_sum"))
 
 
 def pick_pair(url: str, source: str | None, target: str | None) -> tuple[str, str]:
@@ -162,7 +207,8 @@ def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_si
     if threads:
         common["RNNMT_THREADS"] = str(threads)
     modes = {"batching": {**common, **(batching_env or {})},
-             "no batching": {**common, "RNNMT_MAX_BATCH_SENTENCES": "1", "RNNMT_MAX_WAIT_MS": "0"}}
+             "no batching": {**common, "RNNMT_MAX_BATCH_SENTENCES": "1", "RNNMT_MAX_WAIT_MS": "0",
+                             "RNNMT_REGROUP_MS": "0"}}
     results = []
     for mode, env in modes.items():
         with running_server(models_dir, env, access_log=False) as url:
@@ -182,12 +228,14 @@ def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_si
 
 def format_table(report: dict) -> str:
     header = f"{'mode':<12} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} " \
-             f"{'p99 ms':>8} {'batch':>6}"
+             f"{'p99 ms':>8} {'batch':>6} {'ms/batch':>8} {'busy':>5}"
     lines = [f"bench-serve {report['pair']}: {report['clients']} clients x {report['requests_per_client']} "
              f"requests, beam {report['beam_size']}", header, "-" * len(header)]
     for r in report["results"]:
         batch = "-" if r["mean_batch_sentences"] is None else f"{r['mean_batch_sentences']:.1f}"
+        batch_ms = "-" if r["mean_batch_ms"] is None else f"{r['mean_batch_ms']:.1f}"
         lines.append(f"{r['mode']:<12} {r['requests']:>8} {r['errors']:>6} {r['requests_per_s']:>8.1f} "
-                     f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {batch:>6}")
+                     f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {batch:>6} {batch_ms:>8} "
+                     f"{r['decode_busy']:>5.0%}")
     lines.append(f"speedup from micro-batching: {report['speedup']}x throughput")
     return "\n".join(lines)

@@ -53,7 +53,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _search_config(translator, args: argparse.Namespace):
     return translator.search_config(beam_size=args.beam_size, n_best=args.n_best,
-                                    length_penalty=getattr(args, "length_penalty", None))
+                                    length_penalty=getattr(args, "length_penalty", None),
+                                    stop_early=False if getattr(args, "exact_stop", False) else None)
 
 
 def _translator(args: argparse.Namespace):
@@ -198,7 +199,8 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
     if args.sentences:
         lines = Path(args.sentences).read_text(encoding="utf-8").splitlines()
         sentences = [line.strip() for line in lines if line.strip()] or None
-    batching = {"RNNMT_MAX_BATCH_SENTENCES": str(args.max_batch_sentences), "RNNMT_MAX_WAIT_MS": str(args.max_wait_ms)}
+    batching = {"RNNMT_MAX_BATCH_SENTENCES": str(args.max_batch_sentences), "RNNMT_MAX_WAIT_MS": str(args.max_wait_ms),
+                "RNNMT_REGROUP_MS": str(args.regroup_ms)}
     report = bench_serve(models_dir.resolve(), clients=args.clients, requests=args.requests, beam_size=args.beam_size,
                          sentences=sentences, source=args.source, target=args.target, batching_env=batching,
                          threads=args.threads)
@@ -212,6 +214,9 @@ def _add_decode_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
     parser.add_argument("--n-best", type=_positive_int, default=1)
     parser.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (0 = raw log-prob)")
+    parser.add_argument("--exact-stop", action="store_true",
+                        help="beam search goes on until no alive beam can win (slower; default: stop at "
+                             "beam-size finished hypotheses, as fairseq)")
     parser.add_argument("--batch-tokens", type=_positive_int, default=2000, help="source tokens per batch")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -305,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sentences", default=None, help="file of source sentences, one a line (default: built-in)")
     p.add_argument("--max-batch-sentences", type=_positive_int, default=64, help="for the batching run")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="for the batching run")
+    p.add_argument("--regroup-ms", type=float, default=50.0, help="for the batching run")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
     p.add_argument("--json", help="write the report here")
     p.set_defaults(func=cmd_bench_serve)

@@ -138,7 +138,8 @@ class ModelRegistry:
 
         batcher: MicroBatcher[Translation] = MicroBatcher(
             decode, name=bundle.name, max_batch_tokens=s.max_batch_tokens, max_batch_sentences=s.max_batch_sentences,
-            max_wait_s=s.max_wait_ms / 1000.0, max_queue=s.max_queue, count_tokens=count_tokens,
+            max_wait_s=s.max_wait_ms / 1000.0, regroup_s=s.regroup_ms / 1000.0, max_queue=s.max_queue,
+            count_tokens=count_tokens,
             on_batch=self.metrics.batch_observer(bundle.name))
         info = ModelInfo(name=bundle.name, source=bundle.source_lang, target=bundle.target_lang,
                          architecture=bundle.model.config.to_dict(), parameters=bundle.model.num_parameters())

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(2000, ge=1, description="source tokens per decode call")
     max_batch_sentences: int = Field(64, ge=1, description="sentences per decode call (1 = no batching)")
     max_wait_ms: float = Field(5.0, ge=0.0, description="how long the oldest sentence may wait for company")
+    regroup_ms: float = Field(50.0, ge=0.0, description="after a batch, how long to wait for the clients it "
+                              "answered to send again (only while they have not)")
     max_queue: int = Field(1024, ge=1, description="pending sentences per model before 503")
     request_timeout_s: float = Field(30.0, gt=0.0, description="per-request deadline (504 after it)")
 

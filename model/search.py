@@ -27,6 +27,10 @@ class SearchConfig:
     max_len_b: int = 10
     min_length: int = 0
     return_attention: bool = False
+    # True: a sentence is done once it has beam_size finished hypotheses (fairseq's rule). False: only
+    # when no alive beam could still beat the worst finished one, even at the maximum length: exact for
+    # the objective, a few percent slower, and no better in BLEU (en-de val, beam 5: 37.06 vs 37.19).
+    stop_early: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.beam_size, int) or self.beam_size < 1:
@@ -116,8 +120,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     """src: (batch, src_len) -> for each sentence its n_best hypotheses, best first.
 
     EOS candidates among the top `beam_size` of a step are finished (as in fairseq), so beam size 1 is
-    exactly greedy search. A sentence stops when it has beam_size finished hypotheses and no alive beam
-    can still beat the worst of them, or at its maximum length.
+    exactly greedy search. When a sentence stops: see SearchConfig.stop_early.
     """
     k, alpha, device = config.beam_size, config.length_penalty, src.device
     batch, src_len = src.shape
@@ -185,11 +188,13 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
         source_beam = top_beam.gather(1, keep)  # (rows, k)
         prev = top_token.gather(1, keep).view(-1)
 
-        # A sentence is done when no alive beam can beat its worst finished hypothesis.
+        # A sentence is done with k finished hypotheses (stop_early), or when no alive beam can beat its
+        # worst finished one; or at its length limit.
         best_alive = alive_scores.max(dim=1).values
-        bound = best_alive / (length_penalty(limit[active], alpha) if alpha > 0 else 1.0)
-        done = (fin_scores[:, -1] > float("-inf")) & (bound <= fin_scores[:, -1]) | (t + 1 >= limit[active])
-        done |= best_alive == float("-inf")
+        done = fin_scores[:, -1] > float("-inf")
+        if not config.stop_early:
+            done &= best_alive / (length_penalty(limit[active], alpha) if alpha > 0 else 1.0) <= fin_scores[:, -1]
+        done |= (t + 1 >= limit[active]) | (best_alive == float("-inf"))
         for row in done.nonzero().squeeze(1).tolist():
             sentence = int(active[row])
             results[sentence] = [

@@ -204,3 +204,28 @@ def test_batch_observer_sees_every_call() -> None:
     finally:
         batcher.close()
     assert [(n, tokens) for n, tokens, _ in seen] == [(2, 5)]
+
+
+@pytest.mark.parametrize("regroup_s, expected", [(0.5, 8), (0.0, 4)])
+def test_regrouping_keeps_concurrent_clients_in_one_batch(regroup_s: float, expected: int) -> None:
+    """8 clients in a closed loop; half start while the first batch decodes. Without regrouping they
+    alternate in two batches of 4 for good; with it, the worker waits for the answered clients to send
+    again (they come back after 5 ms, far below the 0.5 s cap) and the next batches hold all 8."""
+    decode = Recorder(delay_s=0.03)
+    batcher = make(decode, max_wait_s=0.01, regroup_s=regroup_s)
+
+    async def client(i: int, start_s: float) -> None:
+        await asyncio.sleep(start_s)
+        for j in range(6):
+            await batcher.submit([f"c{i}r{j}"], "o", 10.0)
+            await asyncio.sleep(0.005)  # the client's round trip
+
+    async def main() -> None:
+        await asyncio.gather(*(client(i, 0.0 if i < 4 else 0.015) for i in range(8)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    sizes = [len(sentences) for sentences, _ in decode.calls]
+    assert sizes[2:5] == [expected] * 3, sizes

@@ -80,14 +80,15 @@ def test_attention_rows_sum_to_one(model, batch) -> None:
         torch.testing.assert_close(h.attention.sum(1), torch.ones(len(h.tokens) + 1))
 
 
+@pytest.mark.parametrize("stop_early", [True, False])
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
-def test_full_width_beam_matches_exhaustive_search(alpha: float) -> None:
+def test_full_width_beam_matches_exhaustive_search(alpha: float, stop_early: bool) -> None:
     """6 producible tokens (all but EOS), at most 3 before EOS: 1 + 6 + 36 + 216 = 259 hypotheses in all."""
     torch.manual_seed(11)
     model = Seq2Seq(tiny_config(src_vocab_size=7, tgt_vocab_size=7, tie_embeddings="none")).eval()
     src, lengths = torch.tensor([[4, 5, 6, EOS_ID]]), torch.tensor([4])
     # a*src_len + b = 4 target positions at most (EOS included), so at most 3 real tokens
-    config = SearchConfig(beam_size=259, max_len_a=0.0, max_len_b=4, length_penalty=alpha)
+    config = SearchConfig(beam_size=259, max_len_a=0.0, max_len_b=4, length_penalty=alpha, stop_early=stop_early)
     best = max(
         (list(seq) for n in range(4) for seq in itertools.product([1, 4, 5, 6, 0, 2], repeat=n)),
         key=lambda seq: teacher_forced_log_prob(model, src[0], lengths[0], seq) / length_penalty(len(seq) + 1, alpha),
@@ -100,3 +101,14 @@ def test_bad_search_settings_are_typed_errors() -> None:
         SearchConfig(beam_size=0)
     with pytest.raises(InputError):
         SearchConfig(beam_size=2, n_best=3)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_exact_stopping_never_scores_lower(model, batch, alpha: float) -> None:
+    """Searching on until no alive beam can win only adds finished candidates: the best can only improve."""
+    src, lengths = batch
+    early = beam_search(model, src, lengths, SearchConfig(beam_size=3, length_penalty=alpha, max_len_b=6))
+    exact = beam_search(model, src, lengths, SearchConfig(beam_size=3, length_penalty=alpha, max_len_b=6,
+                                                          stop_early=False))
+    for e, x in zip(early, exact):
+        assert x[0].score >= e[0].score - 1e-6
