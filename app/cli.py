@@ -14,6 +14,16 @@ from pathlib import Path
 EXIT_USER_ERROR = 2
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -170,6 +180,21 @@ def cmd_plot_attention(args: argparse.Namespace) -> None:
     print(f"{hyp.text}\nwrote {args.output}")
 
 
+def _check_settings() -> None:
+    """Read the RNNMT_* settings once here, so that a bad value is one line and exit 2, not a worker traceback."""
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+    from model.errors import ConfigError
+
+    try:
+        Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"RNNMT_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+                             for e in exc.errors())
+        raise ConfigError(f"bad service setting: {problems}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import os
 
@@ -182,6 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         os.environ["RNNMT_DEVICE"] = args.device
     if args.threads is not None:
         os.environ["RNNMT_THREADS"] = str(args.threads)
+    _check_settings()
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=10)
 
@@ -309,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None)
     p.add_argument("--sentences", default=None, help="file of source sentences, one a line (default: built-in)")
     p.add_argument("--max-batch-sentences", type=_positive_int, default=64, help="for the batching run")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="for the batching run")
-    p.add_argument("--regroup-ms", type=float, default=50.0, help="for the batching run")
+    p.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0, help="for the batching run")
+    p.add_argument("--regroup-ms", type=_non_negative_float, default=50.0, help="for the batching run")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
     p.add_argument("--json", help="write the report here")
     p.set_defaults(func=cmd_bench_serve)

@@ -116,3 +116,15 @@ def test_plot_attention_writes_a_png(tmp_path: Path, tiny_model_dir: Path) -> No
     result = rnnmt("plot-attention", "--model", str(tiny_model_dir), "--text", "three one four", "-o", str(out))
     assert result.returncode == 0, result.stderr.decode()
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_serve_with_a_bad_setting_is_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "1"], capture_output=True,
+                            timeout=120, env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+                                              "PATH": "/usr/bin:/bin", "RNNMT_REGROUP_MS": "-5"})
+    assert_user_error(result, "RNNMT_REGROUP_MS", "-5")
+
+
+def test_bench_serve_rejects_a_negative_wait() -> None:
+    result = rnnmt("bench-serve", "--models-dir", ".", "--regroup-ms", "-1")
+    assert result.returncode == 2 and "expected a number >= 0" in result.stderr.decode()
