@@ -35,6 +35,11 @@ class DecoderState(NamedTuple):
         cell = None if self.cell is None else self.cell.index_select(1, index)
         return DecoderState(self.hidden.index_select(1, index), cell)
 
+    def cat(self, other: DecoderState) -> DecoderState:
+        """Both batches in one (the rows of `other` after those of `self`)."""
+        cell = None if self.cell is None else torch.cat([self.cell, other.cell], dim=1)
+        return DecoderState(torch.cat([self.hidden, other.hidden], dim=1), cell)
+
 
 class ConditionalDecoder(nn.Module):
     def __init__(self, config: ModelConfig, embedding: nn.Embedding) -> None:

@@ -37,6 +37,20 @@ class EncoderOutput:
             keys=None if self.keys is None else self.keys.index_select(0, index),
         )
 
+    def cat(self, other: EncoderOutput) -> EncoderOutput:
+        """Both batches in one, padded to the longer source (padding is masked out, so no output changes)."""
+        src_len = max(self.mask.size(1), other.mask.size(1))
+
+        def joined(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+            if a is None or b is None:
+                return None
+            a, b = (x if x.size(1) == src_len else
+                    torch.cat([x, x.new_zeros(x.size(0), src_len - x.size(1), *x.shape[2:])], dim=1) for x in (a, b))
+            return torch.cat([a, b])
+
+        return EncoderOutput(outputs=joined(self.outputs, other.outputs), final=torch.cat([self.final, other.final]),
+                             mask=joined(self.mask, other.mask), keys=joined(self.keys, other.keys))
+
 
 class RecurrentEncoder(nn.Module):
     """Stacked recurrent encoder; packing makes the result independent of padding."""

@@ -14,7 +14,7 @@ import torch
 
 from model.config import BOS_ID, EOS_ID, PAD_ID
 from model.errors import InputError
-from model.selection import argmax_over_vocab, top_candidates
+from model.selection import argmax_over_vocab, chunk_maxima, log_normalizer, top_candidates
 from model.seq2seq import Seq2Seq
 
 
@@ -69,41 +69,68 @@ def _hypothesis(tokens: torch.Tensor, log_prob: float, alpha: float, attention: 
 
 @torch.inference_mode()
 def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
-                  config: SearchConfig = SearchConfig(beam_size=1)) -> list[list[Hypothesis]]:
-    """src: (batch, src_len) -> one best hypothesis per sentence (as a one-element list)."""
-    batch = src.size(0)
-    encoded = model.encode(src, src_lengths)
-    state = model.init_state(encoded)
-    limit = max_lengths(src_lengths, config).to(src.device)  # (batch,)
-    active = torch.arange(batch, device=src.device)  # original index of each row still decoding
-    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    tokens = torch.full((batch, int(limit.max())), PAD_ID, dtype=torch.long, device=src.device)
-    log_probs_sum = torch.zeros(batch, device=src.device)
-    lengths = torch.zeros(batch, dtype=torch.long, device=src.device)
+                  config: SearchConfig = SearchConfig(beam_size=1),
+                  max_rows: int | None = None) -> list[list[Hypothesis]]:
+    """src: (batch, src_len) -> one best hypothesis per sentence (as a one-element list).
+
+    Continuous batching: at most `max_rows` sentences (default: all) decode together. A sentence that
+    finishes leaves the batch, and once a quarter of the rows is free the next sentences, in the given
+    order, are encoded and join it. A batch that only shrank would spend a third of its steps on a tail
+    of a few long sentences, where each step costs nearly as much as a full one (the weights are
+    streamed for few rows); so pass sentences sorted by length and many at once.
+    """
+    batch, device = src.size(0), src.device
+    if batch == 0:
+        return []
+    max_rows = min(max_rows or batch, batch)
+    limit = max_lengths(src_lengths, config).to(device)  # (batch,)
+    tokens = torch.full((batch, int(limit.max())), PAD_ID, dtype=torch.long, device=device)
+    log_probs_sum = torch.zeros(batch, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
     with_attention = config.return_attention and model.decoder.attention is not None
-    attention = torch.zeros(batch, tokens.size(1), src.size(1), device=src.device) if with_attention else None
-    columns = torch.arange(batch, device=src.device)
-    not_eos = (torch.arange(model.config.tgt_vocab_size, device=src.device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
-    for t in range(tokens.size(1)):
-        logits, log_norm, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows), (rows,)
-        if t < config.min_length:
-            logits[EOS_ID] = float("-inf")
-        forced = t + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
-        if bool(forced.any()):
+    attention = torch.zeros(batch, tokens.size(1), src.size(1), device=device) if with_attention else None
+    columns = torch.arange(max_rows, device=device)
+    not_eos = (torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
+    active = torch.zeros(0, dtype=torch.long, device=device)  # original index of each row still decoding
+    position = torch.zeros(0, dtype=torch.long, device=device)  # (rows,) target position of each row
+    prev = torch.zeros(0, dtype=torch.long, device=device)  # (rows,) previous token of each row
+    encoded, state, admitted = None, None, 0
+    while True:
+        rows = active.size(0)
+        if admitted < batch and rows <= max_rows - max(1, max_rows // 4):
+            new = torch.arange(admitted, min(batch, admitted + max_rows - rows), device=device)
+            admitted += new.size(0)
+            new_lengths = src_lengths[new]
+            new_encoded = model.encode(src[new, : int(new_lengths.max())], new_lengths)
+            new_state = model.init_state(new_encoded)
+            encoded = new_encoded if encoded is None else encoded.cat(new_encoded)
+            state = new_state if state is None else state.cat(new_state)
+            active = torch.cat([active, new])
+            position = torch.cat([position, torch.zeros_like(new)])
+            prev = torch.cat([prev, torch.full_like(new, BOS_ID)])
+        logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows)
+        chunk_max = chunk_maxima(logits)
+        log_norm = log_normalizer(logits, chunk_max)  # (rows,) of the model's distribution, before constraints
+        forced = position + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
+        too_short = position < config.min_length
+        if bool(forced.any() | too_short.any()):
+            logits[EOS_ID].masked_fill_(too_short, float("-inf"))
             logits.masked_fill_(forced & not_eos, float("-inf"))
-        best = argmax_over_vocab(logits)  # (rows,)
+            chunk_max = chunk_maxima(logits)
+        best = argmax_over_vocab(logits, chunk_max)  # (rows,)
         best_lp = logits[best, columns[: best.size(0)]] - log_norm
-        tokens[active, t] = best
+        tokens[active, position] = best
         log_probs_sum[active] += best_lp
         if attention is not None:
-            attention[active, t] = weights
+            attention[active, position, : weights.size(1)] = weights
         finished = best == EOS_ID
-        lengths[active[finished]] = t + 1
-        if finished.all():
-            break
+        position += 1
         if finished.any():  # drop finished sentences from the batch
+            lengths[active[finished]] = position[finished]
             keep = (~finished).nonzero().squeeze(1)
-            active, best = active[keep], best[keep]
+            if keep.size(0) == 0 and admitted == batch:
+                break
+            active, best, position = active[keep], best[keep], position[keep]
             state, encoded = state.index_select(keep), encoded.index_select(keep)
         prev = best
     src_lens = src_lengths.tolist()
@@ -145,14 +172,18 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
 
     for t in range(width):
         rows = active.size(0)
-        logits, log_norm, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows * k), (rows * k,)
-        if t < config.min_length:
-            logits[EOS_ID] = float("-inf")
+        logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows * k)
+        chunk_max = chunk_maxima(logits)
+        log_norm = log_normalizer(logits, chunk_max)  # (rows * k,) of the model's distribution
         forced = t + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
-        if bool(forced.any()):
+        if t < config.min_length or bool(forced.any()):
+            if t < config.min_length:
+                logits[EOS_ID] = float("-inf")
             logits.masked_fill_(forced.repeat_interleave(k) & not_eos, float("-inf"))
+            chunk_max = chunk_maxima(logits)
         # The scoring rule: the top 2k continuations (score + log-prob) of every sentence's beams.
-        top_scores, top_beam, top_token = top_candidates(logits, alive_scores.view(-1) - log_norm, k, 2 * k)
+        top_scores, top_beam, top_token = top_candidates(logits, chunk_max, alive_scores.view(-1) - log_norm, k,
+                                                         2 * k)
 
         # Candidate histories: the source beam's tokens (and attention) plus the new token.
         cand_tokens = torch.cat([alive_tokens.gather(1, top_beam.unsqueeze(2).expand(-1, -1, t)),
@@ -224,8 +255,8 @@ def _length(tokens: torch.Tensor) -> int:
 
 
 def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
-           config: SearchConfig) -> list[list[Hypothesis]]:
-    """Greedy when beam_size is 1 (the fast path), beam search otherwise."""
+           config: SearchConfig, max_rows: int | None = None) -> list[list[Hypothesis]]:
+    """Greedy when beam_size is 1 (the fast path, continuously batched to `max_rows`), beam search otherwise."""
     if config.beam_size == 1:
-        return greedy_search(model, src, src_lengths, config)
+        return greedy_search(model, src, src_lengths, config, max_rows)
     return beam_search(model, src, src_lengths, config)

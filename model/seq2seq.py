@@ -8,7 +8,6 @@ from torch import nn
 from model.config import PAD_ID, ModelConfig
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput, RecurrentEncoder
-from model.selection import log_normalizer
 
 
 class Seq2Seq(nn.Module):
@@ -51,17 +50,18 @@ class Seq2Seq(nn.Module):
 
     def decode_step(
         self, prev_tokens: torch.Tensor, state: DecoderState, encoded: EncoderOutput
-    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One decoder step for search.
 
-        prev_tokens: (batch,) -> logits (vocab, batch), log-normalizer (batch,), new state and attention
-        (batch, src_len). Vocabulary-major (see `vocab_major_logits`), and not normalized: search needs
-        log p(v | row b) = logits[v, b] - log_norm[b] only for the few tokens it keeps.
+        prev_tokens: (batch,) -> logits (vocab, batch), the new state and attention (batch, src_len).
+        Vocabulary-major (see `vocab_major_logits`), and not normalized: search needs
+        log p(v | row b) = logits[v, b] - log_normalizer[b] only for the few tokens it keeps
+        (model/selection.py).
         """
         prev_embedded = self.decoder.emb_dropout(self.tgt_embedding(prev_tokens))  # (batch, emb)
         top, context, state, weights = self.decoder.step(prev_embedded, state, encoded)
         logits = self.decoder.vocab_major_logits(top, context, prev_embedded).float()  # (vocab, batch)
-        return logits, log_normalizer(logits), state, weights
+        return logits, state, weights
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (batch, tgt_len, vocab) for tgt_in (batch, tgt_len), which starts with BOS."""

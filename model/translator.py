@@ -1,8 +1,9 @@
 """Text in, text out: the one translation path that the CLI, the evaluator and the service all call.
 
 SentencePiece-encode, sort by length into batches of at most `batch_tokens` source tokens, search,
-restore the input order, decode. Empty lines stay empty. Safe to share between threads: nothing
-per-request is stored on the object or the model.
+restore the input order, decode. Greedy search takes the sorted batches as one stream and keeps its
+batch full by admitting the next sentences as others finish (model/search.py). Empty lines stay
+empty. Safe to share between threads: nothing per-request is stored on the object or the model.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Translator:
+    STREAM_SENTENCES = 2048  # greedy search decodes at most this many sentences per call (bounds its buffers)
+
     def __init__(self, bundle: ModelBundle, defaults: SearchConfig | None = None, batch_tokens: int = 2000,
                  max_batch_size: int = 128, max_src_tokens: int = 200) -> None:
         self.bundle = bundle
@@ -100,11 +103,19 @@ class Translator:
             if not text:
                 results[i] = Translation(texts[i], [], [TranslationHypothesis("", 0.0, 0.0, [])])
         todo = [i for i in range(len(texts)) if results[i] is None]
-        for group in self.batches([len(ids[i]) for i in todo]):
+        groups = self.batches([len(ids[i]) for i in todo])
+        max_rows = None
+        if config.beam_size == 1 and groups:
+            # Greedy search batches continuously: one length-sorted stream, as many rows at a time as
+            # the largest batch would have.
+            max_rows = max(len(g) for g in groups)
+            stream = [i for g in groups for i in g]
+            groups = [stream[i: i + self.STREAM_SENTENCES] for i in range(0, len(stream), self.STREAM_SENTENCES)]
+        for group in groups:
             rows = [todo[g] for g in group]
             src = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in rows], batch_first=True)
             lengths = torch.tensor([len(ids[i]) for i in rows])
-            found = search(self.model, src.to(self.device), lengths.to(self.device), config)
+            found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows)
             for i, hyps in zip(rows, found):
                 src_pieces = src_tok.id_to_piece(ids[i][:-1])
                 texts_out = tgt_tok.decode([h.tokens for h in hyps])

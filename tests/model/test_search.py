@@ -60,6 +60,22 @@ def test_batch_equals_one_at_a_time(model, batch, beam_size: int) -> None:
             torch.testing.assert_close(a.attention, t.attention)
 
 
+@pytest.mark.parametrize("min_length", [0, 3])
+def test_continuous_greedy_equals_one_at_a_time(model, batch, min_length: int) -> None:
+    """With 3 rows for 8 sentences, sentences join the batch mid-decode (at other positions than the rows
+    already there, with longer sources): every answer must still be the one it gets alone, from the
+    separate beam-search code at beam size 1."""
+    src, lengths = batch
+    config = SearchConfig(beam_size=1, max_len_b=6, min_length=min_length, return_attention=True)
+    together = greedy_search(model, src, lengths, config, max_rows=3)
+    for row in range(src.size(0)):
+        (alone,) = beam_search(model, src[row : row + 1, : int(lengths[row])], lengths[row : row + 1], config)[0]
+        (joined,) = together[row]
+        assert joined.tokens == alone.tokens and len(alone.tokens) + 1 >= min_length
+        assert joined.log_prob == pytest.approx(alone.log_prob, abs=1e-5)
+        torch.testing.assert_close(joined.attention, alone.attention)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_scores_equal_teacher_forced_log_prob(model, batch, alpha: float) -> None:
     src, lengths = batch
