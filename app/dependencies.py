@@ -13,26 +13,32 @@ from app.errors import ApiError
 from app.metrics import Metrics
 from app.registry import ModelRegistry
 from app.service import TranslationService
-from app.settings import Settings, get_settings
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def get_registry(request: Request) -> ModelRegistry:
+# `async def` on purpose: FastAPI runs a plain `def` dependency in its threadpool, a thread hop per dependency
+# per request that also has to win the GIL back from the decode worker.
+async def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_service(request: Request) -> TranslationService:
+async def get_service(request: Request) -> TranslationService:
     return request.app.state.service
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 ServiceDep = Annotated[TranslationService, Depends(get_service)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

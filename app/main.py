@@ -87,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.registry = registry
     app.state.service = TranslationService(registry, settings, metrics)
-    app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)

@@ -1,7 +1,7 @@
 """Service settings: one pydantic-settings class read from RNNMT_* environment variables, built on first use.
 
 Nothing is read at import time. `get_settings()` is cached; tests and `create_app(settings)` pass their own
-object instead (and override the `get_settings` dependency).
+object instead, which the app keeps on `app.state` for the `SettingsDep` dependency.
 """
 
 from __future__ import annotations
