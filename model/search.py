@@ -67,6 +67,22 @@ def _hypothesis(tokens: torch.Tensor, log_prob: float, alpha: float, attention: 
     return Hypothesis(ids[:-1], log_prob, log_prob / length_penalty(length, alpha), att)
 
 
+def _normalize_and_constrain(logits: torch.Tensor, forced: torch.Tensor, too_short: torch.Tensor,
+                             not_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-normalizer of the model's distribution, then the length constraints applied to `logits` in place.
+
+    logits: (vocab, rows); forced: (rows,) only EOS is allowed; too_short: (rows,) or () EOS is not allowed;
+    not_eos: (vocab, 1). Returns the chunk maxima of the constrained logits and the log-normalizer (rows,).
+    """
+    chunk_max = chunk_maxima(logits)
+    log_norm = log_normalizer(logits, chunk_max)
+    if bool(forced.any() | too_short.any()):
+        logits[EOS_ID].masked_fill_(too_short, float("-inf"))
+        logits.masked_fill_(forced & not_eos, float("-inf"))
+        chunk_max = chunk_maxima(logits)  # the selections must see the constraints
+    return chunk_max, log_norm
+
+
 @torch.inference_mode()
 def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
                   config: SearchConfig = SearchConfig(beam_size=1),
@@ -109,14 +125,8 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
             position = torch.cat([position, torch.zeros_like(new)])
             prev = torch.cat([prev, torch.full_like(new, BOS_ID)])
         logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows)
-        chunk_max = chunk_maxima(logits)
-        log_norm = log_normalizer(logits, chunk_max)  # (rows,) of the model's distribution, before constraints
         forced = position + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
-        too_short = position < config.min_length
-        if bool(forced.any() | too_short.any()):
-            logits[EOS_ID].masked_fill_(too_short, float("-inf"))
-            logits.masked_fill_(forced & not_eos, float("-inf"))
-            chunk_max = chunk_maxima(logits)
+        chunk_max, log_norm = _normalize_and_constrain(logits, forced, position < config.min_length, not_eos)
         best = argmax_over_vocab(logits, chunk_max)  # (rows,)
         best_lp = logits[best, columns[: best.size(0)]] - log_norm
         tokens[active, position] = best
@@ -173,14 +183,9 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     for t in range(width):
         rows = active.size(0)
         logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows * k)
-        chunk_max = chunk_maxima(logits)
-        log_norm = log_normalizer(logits, chunk_max)  # (rows * k,) of the model's distribution
-        forced = t + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
-        if t < config.min_length or bool(forced.any()):
-            if t < config.min_length:
-                logits[EOS_ID] = float("-inf")
-            logits.masked_fill_(forced.repeat_interleave(k) & not_eos, float("-inf"))
-            chunk_max = chunk_maxima(logits)
+        forced = (t + 1 >= limit[active]).repeat_interleave(k)  # (rows * k,) at the length limit only EOS
+        chunk_max, log_norm = _normalize_and_constrain(logits, forced, forced.new_tensor(t < config.min_length),
+                                                       not_eos)
         # The scoring rule: the top 2k continuations (score + log-prob) of every sentence's beams.
         top_scores, top_beam, top_token = top_candidates(logits, chunk_max, alive_scores.view(-1) - log_norm, k,
                                                          2 * k)
