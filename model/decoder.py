@@ -8,6 +8,8 @@ At step t, with the previous state s_{t-1} and previous target word y_{t-1}:
 
 `step` is the recurrence alone, shared by teacher forcing and search. Teacher forcing collects
 (s_t, c_t) for all steps and applies the readout and vocabulary projection in one matrix product.
+For the reference model (one GRU layer with attention) teacher forcing runs the same recurrence
+through model/decoder_recurrence.py instead, whose hand-written backward is what makes training fast.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 
 from model.attention import BahdanauAttention
 from model.config import ModelConfig
+from model.decoder_recurrence import gru_attention_recurrence
 from model.encoder import EncoderOutput
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
@@ -119,10 +122,38 @@ class ConditionalDecoder(nn.Module):
         """Teacher forcing. tgt_in: (batch, tgt_len) starting with BOS -> logits (batch, tgt_len, vocab)."""
         embedded = self.emb_dropout(self.embedding(tgt_in))  # (batch, tgt_len, emb)
         state = self.init_state(encoded)
-        tops, contexts = [], []
+        if self.has_fused_recurrence and not torch.is_autocast_enabled():
+            tops, contexts = self.fused_recurrence(embedded, state, encoded)
+        else:
+            tops, contexts = self.stepwise_recurrence(embedded, state, encoded)
+        # All steps at once: one matrix product for the readout and one for the vocabulary.
+        return self.logits(tops, contexts, embedded)
+
+    def stepwise_recurrence(
+        self, embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`step` over all of embedded (batch, tgt_len, emb) -> tops (batch, tgt_len, hidden), contexts."""
+        steps = []
         for prev_embedded in embedded.unbind(1):  # unbind, not [:, t]: its backward is one stack
             top, context, state, _ = self.step(prev_embedded, state, encoded)
-            tops.append(top)
-            contexts.append(context)
-        # All steps at once: one matrix product for the readout and one for the vocabulary.
-        return self.logits(torch.stack(tops, 1), torch.stack(contexts, 1), embedded)
+            steps.append((top, context))
+        tops, contexts = (torch.stack(x, 1) for x in zip(*steps))
+        return tops, contexts
+
+    @property
+    def has_fused_recurrence(self) -> bool:
+        return self.config.cell == "gru" and self.config.decoder_layers == 1 and self.attention is not None
+
+    def fused_recurrence(
+        self, embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same as `stepwise_recurrence` for one GRU layer with attention, with a hand-written backward."""
+        cell, attention, emb = self.cells[0], self.attention, self.config.emb_size
+        # The embedding's share of the input gates, W_ih[:, :emb] e_t + b_ih, for all steps at once.
+        emb_gates = nn.functional.linear(embedded.transpose(0, 1), cell.weight_ih[:, :emb], cell.bias_ih)  # (T, B, 3H)
+        tops, contexts = gru_attention_recurrence(
+            emb_gates, state.hidden[0], encoded.keys, encoded.outputs, encoded.mask,
+            attention.query_layer.weight, attention.query_layer.bias, attention.energy_layer.weight,
+            cell.weight_ih[:, emb:], cell.weight_hh, cell.bias_hh,
+        )
+        return tops.transpose(0, 1), contexts.transpose(0, 1)
