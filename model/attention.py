@@ -46,8 +46,14 @@ class BahdanauAttention(nn.Module):
         mask:   (batch, src_len) True at real source tokens
         Returns context (batch, enc_out) and weights (batch, src_len).
         """
-        projected_query = 2.0 * self.query_layer(query).unsqueeze(1)  # (batch, 1, attention_size)
-        energies = torch.sigmoid_(projected_query + keys)  # (batch, src_len, attention_size), in place
+        return self.attend(self.query_layer(query), keys, values, mask)
+
+    def attend(
+        self, projected_query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` after the query projection: projected_query (batch, attention_size) = W s_{t-1} + b."""
+        # (batch, src_len, attention_size) = sigmoid(2 W s + 2 U h), in place
+        energies = torch.add(keys, projected_query.unsqueeze(1), alpha=2.0).sigmoid_()
         scores = 2.0 * self.energy_layer(energies).squeeze(2)  # (batch, src_len), v^T tanh(z) + sum(v)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (batch, src_len)

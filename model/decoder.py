@@ -38,6 +38,11 @@ class DecoderState(NamedTuple):
         cell = None if self.cell is None else self.cell.index_select(1, index)
         return DecoderState(self.hidden.index_select(1, index), cell)
 
+    def narrow(self, start: int, length: int) -> DecoderState:
+        """Rows start .. start + length - 1 of the batch, as views."""
+        cell = None if self.cell is None else self.cell.narrow(1, start, length)
+        return DecoderState(self.hidden.narrow(1, start, length), cell)
+
     def cat(self, other: DecoderState) -> DecoderState:
         """Both batches in one (the rows of `other` after those of `self`)."""
         cell = None if self.cell is None else torch.cat([self.cell, other.cell], dim=1)
@@ -100,6 +105,46 @@ class ConditionalDecoder(nn.Module):
             layer_input = self.dropout(h) if layer + 1 < len(self.cells) else h
         new_state = DecoderState(torch.stack(new_hidden), torch.stack(new_cell) if self.is_lstm else None)
         return new_hidden[-1], context, new_state, weights
+
+    @property
+    def has_feature_major_step(self) -> bool:
+        return self.config.cell == "gru"
+
+    def feature_major_step(
+        self, prev_embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """`step` and `vocab_major_logits` in one, for GRU decoders in eval mode (search).
+
+        Every matrix product is W @ x^T, giving (features, rows): for the 1-64 rows of a search step MKL
+        runs this orientation 14-26% faster than x @ W^T on 2 cores (64 x 512 x 1536: 0.69 vs 0.84 ms,
+        interleaved measurement). So gates and states stay (features, rows) here; the returned state
+        holds s_t^T as a transposed view, which the next step reads back without a copy.
+        prev_embedded: (rows, emb) -> logits (vocab, rows), the new state, attention (rows, src_len).
+        """
+        hidden = self.config.decoder_hidden
+        top = state.hidden[-1]  # (rows, hidden), possibly a transposed view
+        if self.attention is not None:
+            query = self.attention.query_layer
+            projected = torch.addmm(query.bias.unsqueeze(1), query.weight, top.t())  # (att, rows)
+            context, weights = self.attention.attend(projected.t().contiguous(), encoded.keys, encoded.outputs,
+                                                     encoded.mask)  # (rows, enc_out), (rows, src_len)
+        else:
+            context, weights = encoded.final, None
+        layer_input = torch.cat([prev_embedded, context], dim=1)  # (rows, emb + enc_out)
+        new_hidden = []  # (hidden, rows) per layer
+        for layer, cell in enumerate(self.cells):
+            h = state.hidden[layer].t()  # (hidden, rows)
+            input_gates = torch.addmm(cell.bias_ih.unsqueeze(1), cell.weight_ih, layer_input.t())  # (3H, rows)
+            hidden_gates = torch.addmm(cell.bias_hh.unsqueeze(1), cell.weight_hh, h)  # (3H, rows)
+            ru = input_gates[: 2 * hidden].add_(hidden_gates[: 2 * hidden]).sigmoid_()  # reset, update
+            n = input_gates[2 * hidden:].addcmul_(ru[:hidden], hidden_gates[2 * hidden:]).tanh_()
+            h = torch.addcmul(n, ru[hidden:], h - n)  # (hidden, rows): s' = n + u (s - n)
+            new_hidden.append(h)
+            layer_input = h.t()
+        readout_input = torch.cat([new_hidden[-1], context.t(), prev_embedded.t()])  # (hidden + enc + emb, rows)
+        readout = torch.addmm(self.readout.bias.unsqueeze(1), self.readout.weight, readout_input).tanh_()
+        logits = self.output_projection.weight @ readout  # (vocab, rows)
+        return logits, DecoderState(torch.stack(new_hidden).transpose(1, 2), None), weights
 
     def readout_state(self, top: torch.Tensor, context: torch.Tensor, prev_embedded: torch.Tensor) -> torch.Tensor:
         """o_t for any leading shape: (..., hidden), (..., enc_out), (..., emb) -> (..., readout)."""

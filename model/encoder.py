@@ -37,6 +37,12 @@ class EncoderOutput:
             keys=None if self.keys is None else self.keys.index_select(0, index),
         )
 
+    def narrow(self, start: int, length: int) -> EncoderOutput:
+        """Rows start .. start + length - 1, as views."""
+        keys = None if self.keys is None else self.keys.narrow(0, start, length)
+        return EncoderOutput(outputs=self.outputs.narrow(0, start, length), final=self.final.narrow(0, start, length),
+                             mask=self.mask.narrow(0, start, length), keys=keys)
+
     def cat(self, other: EncoderOutput) -> EncoderOutput:
         """Both batches in one, padded to the longer source (padding is masked out, so no output changes)."""
         src_len = max(self.mask.size(1), other.mask.size(1))

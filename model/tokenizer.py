@@ -29,6 +29,8 @@ class Tokenizer:
         }
         if actual != expected:
             raise ModelLoadError(f"SentencePiece model {self.path} has special ids {actual}, expected {expected}")
+        # Pieces by id, read once: a Python-level IdToPiece call per token cost ~3 us (40 ms per 512 sentences).
+        self.pieces = [self.processor.IdToPiece(i) for i in range(self.processor.GetPieceSize())]
 
     @property
     def vocab_size(self) -> int:
@@ -41,7 +43,10 @@ class Tokenizer:
         return self.processor.Encode(text, out_type=str)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
+        """Many sentences in one call: each Decode call of a list sets up a thread pool (about 0.2 ms), so
+        one call per sentence cost more than greedy decoding of it on 2 cores (measured: 86 ms vs 2.5 ms
+        for 512 sentences)."""
         return self.processor.Decode(ids)
 
     def id_to_piece(self, ids: list[int]) -> list[str]:
-        return [self.processor.IdToPiece(i) for i in ids]
+        return [self.pieces[i] for i in ids]

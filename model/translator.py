@@ -116,13 +116,12 @@ class Translator:
             src = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in rows], batch_first=True)
             lengths = torch.tensor([len(ids[i]) for i in rows])
             found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows)
+            decoded = iter(tgt_tok.decode([h.tokens for hyps in found for h in hyps]))  # one call for the group
             for i, hyps in zip(rows, found):
-                src_pieces = src_tok.id_to_piece(ids[i][:-1])
-                texts_out = tgt_tok.decode([h.tokens for h in hyps])
-                results[i] = Translation(texts[i], src_pieces, [
-                    TranslationHypothesis(text, h.score, h.log_prob, tgt_tok.id_to_piece(h.tokens),
+                results[i] = Translation(texts[i], src_tok.id_to_piece(ids[i][:-1]), [
+                    TranslationHypothesis(next(decoded), h.score, h.log_prob, tgt_tok.id_to_piece(h.tokens),
                                           None if h.attention is None else h.attention.tolist())
-                    for text, h in zip(texts_out, hyps)])
+                    for h in hyps])
         return results  # type: ignore[return-value]
 
     def translate_stream(self, lines: Iterable[str], config: SearchConfig | None = None,
