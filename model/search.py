@@ -90,10 +90,10 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     """src: (batch, src_len) -> one best hypothesis per sentence (as a one-element list).
 
     Continuous batching: at most `max_rows` sentences (default: all) decode together. A sentence that
-    finishes leaves the batch, and once a quarter of the rows is free the next sentences, in the given
-    order, are encoded and join it. A batch that only shrank would spend a third of its steps on a tail
-    of a few long sentences, where each step costs nearly as much as a full one (the weights are
-    streamed for few rows); so pass sentences sorted by length and many at once.
+    finishes leaves the batch and the next sentence, in the given order, takes its row at the next step
+    (sentences are encoded max_rows at a time, ahead of need). A batch that only shrank would spend a
+    third of its steps on a tail of a few long sentences, where each step costs nearly as much as a full
+    one (the weights are streamed for few rows); so pass sentences sorted by length and many at once.
     """
     batch, device = src.size(0), src.device
     if batch == 0:
@@ -116,8 +116,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     ready, ready_state, ready_start, ready_end = None, None, 0, 0
     while True:
         rows = active.size(0)
-        refill = admitted < batch and rows <= max_rows - max(1, max_rows // 4)
-        while refill and admitted < batch and rows < max_rows:
+        while admitted < batch and rows < max_rows:  # refilling at once ran 4.5% faster than at a quarter free
             if admitted == ready_end:
                 ready_start, ready_end = admitted, min(batch, admitted + max_rows)
                 ready_lengths = src_lengths[ready_start:ready_end]
