@@ -11,7 +11,7 @@ The score is computed through tanh(z) = 2 sigmoid(2z) - 1:
 and the constant sum(v) is the same for every source position, so the softmax drops it. The weights
 are the same function, but sigmoid is about 3.5x faster than tanh on CPU (AVX2, torch 2.13), and this
 elementwise term over (batch, src_len, attention_size) is the largest non-matmul cost of every decoder
-step. So `project_keys` returns 2 U h_j, and `forward` doubles the query.
+step. So `project_keys` returns 2 U h_j, and `attend` doubles the projected query.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ layer with Bahdanau attention) but:
   (one (T*B, emb) @ (emb, 3H) product, and its gradient flows back through ordinary autograd);
 - accumulates the attention keys' gradient in place and the values' gradient as one batched
   product at the end, dV = A^T dC.
-`tests/model/test_recurrence.py` checks outputs and every gradient against the step-by-step path.
+The query and hidden-gate products share s_{t-1}, so they are one product ([W_q; W_hh] s), forward
+and backward. `tests/model/test_decoder_recurrence.py` checks outputs and every gradient against
+the step-by-step path.
 
 Shapes: T target steps, B batch, S source length, A attention size, E encoder output, H hidden.
 The attention is the sigmoid form of model/attention.py: scores = 2 v^T sigmoid(q2 + K2) with
