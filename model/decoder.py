@@ -48,6 +48,13 @@ class DecoderState(NamedTuple):
         cell = None if self.cell is None else torch.cat([self.cell, other.cell], dim=1)
         return DecoderState(torch.cat([self.hidden, other.hidden], dim=1), cell)
 
+    def put(self, index: torch.Tensor, other: DecoderState) -> DecoderState:
+        """Rows `index` replaced by the rows of `other`, in place."""
+        self.hidden.index_copy_(1, index, other.hidden)
+        if self.cell is not None:
+            self.cell.index_copy_(1, index, other.cell)
+        return self
+
 
 def columns_product(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """bias + weight @ x^T for x (rows, in) row-major -> (out, rows), the orientation search steps use.
@@ -103,7 +110,7 @@ class ConditionalDecoder(nn.Module):
         attention weights (batch, src_len), or None without attention.
         """
         if self.attention is not None:
-            context, weights = self.attention(state.hidden[-1], encoded.keys, encoded.outputs, encoded.mask)
+            context, weights = self.attend(self.attention.query_layer(state.hidden[-1]), encoded)
         else:
             context, weights = encoded.final, None  # the classic fixed context
         layer_input = torch.cat([prev_embedded, context], dim=-1)  # (batch, emb + enc_out)
@@ -118,6 +125,13 @@ class ConditionalDecoder(nn.Module):
             layer_input = self.dropout(h) if layer + 1 < len(self.cells) else h
         new_state = DecoderState(torch.stack(new_hidden), torch.stack(new_cell) if self.is_lstm else None)
         return new_hidden[-1], context, new_state, weights
+
+    def attend(self, projected_query: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context (batch, enc_out) and weights (batch, src_len) for W s_{t-1} + b: (batch, attention_size)."""
+        if encoded.long_rows is None:
+            return self.attention.attend(projected_query, encoded.keys, encoded.outputs, encoded.mask)
+        return self.attention.attend_split(projected_query, encoded.keys, encoded.outputs, encoded.mask,
+                                           encoded.long_rows, encoded.short_len)
 
     @property
     def has_feature_major_step(self) -> bool:
@@ -140,8 +154,7 @@ class ConditionalDecoder(nn.Module):
         if self.attention is not None:
             query = self.attention.query_layer
             projected = columns_product(query.weight, query.bias, state.hidden[-1])  # (att, rows)
-            context, weights = self.attention.attend(projected.t().contiguous(), encoded.keys, encoded.outputs,
-                                                     encoded.mask)  # (rows, enc_out), (rows, src_len)
+            context, weights = self.attend(projected.t().contiguous(), encoded)  # (rows, enc_out), (rows, src_len)
         else:
             context, weights = encoded.final, None
         layer_input = torch.cat([prev_embedded, context], dim=1)  # (rows, emb + enc_out)

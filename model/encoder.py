@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -21,12 +21,17 @@ class EncoderOutput:
     final:   (batch, enc_out) last layer's final state, both directions concatenated
     mask:    (batch, src_len) True at real tokens, False at padding
     keys:    (batch, src_len, attention_size) U h_j of Bahdanau attention, or None without attention
+    long_rows, short_len: set by search when a few rows have much longer sources than the rest: all rows
+             attend over the first short_len positions, and the rows long_rows (rows,) over all of them
+             once more (BahdanauAttention.attend_split). Operations that change rows drop them.
     """
 
     outputs: torch.Tensor
     final: torch.Tensor
     mask: torch.Tensor
     keys: torch.Tensor | None = None
+    long_rows: torch.Tensor | None = None
+    short_len: int = 0
 
     def index_select(self, index: torch.Tensor) -> EncoderOutput:
         """Rows `index` of the batch (to expand sentences into beams or drop finished ones)."""
@@ -43,19 +48,42 @@ class EncoderOutput:
         return EncoderOutput(outputs=self.outputs.narrow(0, start, length), final=self.final.narrow(0, start, length),
                              mask=self.mask.narrow(0, start, length), keys=keys)
 
+    @property
+    def src_len(self) -> int:
+        return self.mask.size(1)
+
+    def resized(self, src_len: int) -> EncoderOutput:
+        """Padded (masked zeros) or cut (only padding may be cut) to `src_len` source positions, contiguous."""
+        if src_len == self.src_len:
+            return self
+
+        def fit(x: torch.Tensor | None) -> torch.Tensor | None:
+            if x is None:
+                return None
+            if src_len < x.size(1):
+                return x[:, :src_len].contiguous()
+            return torch.cat([x, x.new_zeros(x.size(0), src_len - x.size(1), *x.shape[2:])], dim=1)
+
+        return EncoderOutput(outputs=fit(self.outputs), final=self.final, mask=fit(self.mask), keys=fit(self.keys))
+
     def cat(self, other: EncoderOutput) -> EncoderOutput:
         """Both batches in one, padded to the longer source (padding is masked out, so no output changes)."""
-        src_len = max(self.mask.size(1), other.mask.size(1))
+        src_len = max(self.src_len, other.src_len)
+        a, b = self.resized(src_len), other.resized(src_len)
+        keys = None if a.keys is None else torch.cat([a.keys, b.keys])
+        return EncoderOutput(outputs=torch.cat([a.outputs, b.outputs]), final=torch.cat([a.final, b.final]),
+                             mask=torch.cat([a.mask, b.mask]), keys=keys)
 
-        def joined(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-            if a is None or b is None:
-                return None
-            a, b = (x if x.size(1) == src_len else
-                    torch.cat([x, x.new_zeros(x.size(0), src_len - x.size(1), *x.shape[2:])], dim=1) for x in (a, b))
-            return torch.cat([a, b])
+    def put(self, index: torch.Tensor, other: EncoderOutput) -> EncoderOutput:
+        """Rows `index` replaced by the rows of `other`, in place unless `other` has the longer source."""
+        encoded = self.resized(max(self.src_len, other.src_len))
+        other = other.resized(encoded.src_len)
+        for mine, theirs in zip(encoded.tensors(), other.tensors()):
+            mine.index_copy_(0, index, theirs)
+        return replace(encoded, long_rows=None, short_len=0)
 
-        return EncoderOutput(outputs=joined(self.outputs, other.outputs), final=torch.cat([self.final, other.final]),
-                             mask=joined(self.mask, other.mask), keys=joined(self.keys, other.keys))
+    def tensors(self) -> list[torch.Tensor]:
+        return [x for x in (self.outputs, self.final, self.mask, self.keys) if x is not None]
 
 
 class RecurrentEncoder(nn.Module):

@@ -106,10 +106,10 @@ class Translator:
         groups = self.batches([len(ids[i]) for i in todo])
         max_rows = None
         if config.beam_size == 1 and groups:
-            # Greedy search batches continuously: one length-sorted stream, as many rows at a time as
-            # the largest batch would have.
+            # Greedy search batches continuously: one stream, longest first (see greedy_search), as many
+            # rows at a time as the largest batch would have.
             max_rows = max(len(g) for g in groups)
-            stream = [i for g in groups for i in g]
+            stream = [i for g in reversed(groups) for i in reversed(g)]
             groups = [stream[i: i + self.STREAM_SENTENCES] for i in range(0, len(stream), self.STREAM_SENTENCES)]
         for group in groups:
             rows = [todo[g] for g in group]

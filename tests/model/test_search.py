@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 
+from model.attention import BahdanauAttention
 from model.config import BOS_ID, EOS_ID
 from model.errors import InputError
 from model.search import SearchConfig, beam_search, greedy_search, length_penalty
@@ -73,6 +74,34 @@ def test_continuous_greedy_equals_one_at_a_time(model, batch, min_length: int) -
         (joined,) = together[row]
         assert joined.tokens == alone.tokens and len(alone.tokens) + 1 >= min_length
         assert joined.log_prob == pytest.approx(alone.log_prob, abs=1e-5)
+        torch.testing.assert_close(joined.attention, alone.attention)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_continuous_greedy_with_one_long_source(cell: str, monkeypatch) -> None:
+    """One 40-token source among 3-6 token ones, longest first (as the Translator passes them): the other
+    rows attend over their short sources only (attend_split) and finished rows are refilled in place and
+    cut to the shorter sources; every answer must still be the one it gets alone."""
+    torch.manual_seed(4)
+    model = Seq2Seq(tiny_config(cell, "bahdanau")).eval()
+    src, lengths, _, _ = reverse_batch(torch.Generator().manual_seed(6), 24, min_len=2, max_len=5)
+    long_src = torch.randint(4, 14, (1, 41), generator=torch.Generator().manual_seed(7))
+    long_src[0, 40] = EOS_ID
+    src = torch.cat([long_src, torch.cat([src, torch.zeros(24, 35, dtype=torch.long)], dim=1)])
+    lengths = torch.cat([torch.tensor([41]), lengths])
+    splits = []
+    attend_split = BahdanauAttention.attend_split
+    monkeypatch.setattr(BahdanauAttention, "attend_split",
+                        lambda self, *args: splits.append(args[-1]) or attend_split(self, *args))
+    # The untrained model ends sentences at their length limit: 24 steps for the long one, 5-7 for the rest.
+    config = SearchConfig(beam_size=1, max_len_a=0.5, max_len_b=4, return_attention=True)
+    together = greedy_search(model, src, lengths, config, max_rows=16)
+    assert splits and max(splits) <= 6  # the short rows attended over at most 6 positions
+    for row in range(src.size(0)):
+        (alone,) = beam_search(model, src[row : row + 1, : int(lengths[row])], lengths[row : row + 1], config)[0]
+        (joined,) = together[row]
+        assert joined.tokens == alone.tokens
+        assert joined.log_prob == pytest.approx(alone.log_prob, rel=1e-6)  # 24 float32 steps
         torch.testing.assert_close(joined.attention, alone.attention)
 
 
