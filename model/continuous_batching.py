@@ -75,3 +75,12 @@ def split_long_sources(encoded: EncoderOutput, row_lengths: list[int]) -> Encode
         return encoded
     long_rows = torch.tensor(order[:best_count], device=encoded.mask.device)
     return replace(encoded, long_rows=long_rows, short_len=row_lengths[order[best_count]])
+
+
+def fit_to_sources(encoded: EncoderOutput, row_lengths: list[int]) -> EncoderOutput:
+    """`encoded` for rows whose sources have `row_lengths` tokens, after rows changed: without the padding
+    that no row needs any more (only when that saves 1/8: it copies all rows), and with the few longest
+    sources set apart (split_long_sources)."""
+    if max(row_lengths) * 8 <= encoded.src_len * 7:
+        encoded = encoded.resized(max(row_lengths))
+    return split_long_sources(encoded, row_lengths) if encoded.keys is not None else encoded

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from model.config import BOS_ID, EOS_ID, PAD_ID
-from model.continuous_batching import EncodedQueue, split_long_sources
+from model.continuous_batching import EncodedQueue, fit_to_sources
 from model.errors import InputError
 from model.selection import argmax_over_vocab, chunk_maxima, log_normalizer, top_candidates
 from model.seq2seq import Seq2Seq
@@ -110,6 +110,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     not_eos = (torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
     queue = EncodedQueue(model, src, src_lengths, max_rows)
     encoded, state, active = queue.take(max_rows)  # active: (rows,) the sentence each row decodes
+    encoded = fit_to_sources(encoded, src_lengths[active].tolist())
     position = torch.zeros_like(active)  # (rows,) target position of each row
     prev = torch.full_like(active, BOS_ID)  # (rows,) previous token of each row
     while True:
@@ -141,11 +142,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
                 break
             active, prev, position = active[keep], prev[keep], position[keep]
             state, encoded = state.index_select(keep), encoded.index_select(keep)
-        row_lengths = src_lengths[active].tolist()
-        if max(row_lengths) * 8 <= encoded.src_len * 7:  # cut the padding of sources that finished (copies rows)
-            encoded = encoded.resized(max(row_lengths))
-        if encoded.keys is not None:
-            encoded = split_long_sources(encoded, row_lengths)
+        encoded = fit_to_sources(encoded, src_lengths[active].tolist())
     src_lens = src_lengths.tolist()
     return [
         [_hypothesis(tokens[i, : lengths[i]], float(log_probs_sum[i]), config.length_penalty,
