@@ -39,6 +39,23 @@ def export_fp16(run: Path, out: Path) -> Path:
     return out
 
 
+def speed_lines(bench: dict[str, Any]) -> list[str]:
+    """The card's speed section from `rnnmt bench --json` output."""
+    lines = ["## Speed (`rnnmt bench`, 2 CPU threads)"]
+    limit = bench.get("machine_matmul_gflops")
+    for record in bench.get("decode", []):
+        fraction = f" ({record['limit_fraction']:.0%} of this machine's fp32 matmul limit)" if limit else ""
+        lines.append(f"- {record['search']} batch {record['batch_size']}: {record['sentences_per_s']} sentences/s, "
+                     f"{record['target_tokens_per_s']} target tokens/s{fraction}")
+    if bench:
+        latency = bench["latency_ms"]
+        lines.append(f"- single-sentence latency p50 {latency['p50']} ms, p95 {latency['p95']} ms;"
+                     f" peak RSS {bench['peak_rss_mb']} MB; {bench['params']:,} parameters")
+    if limit:
+        lines.append(f"- this machine's fp32 matmul limit: {limit} GFLOP/s (square matmuls, best of 3)")
+    return lines
+
+
 def write_card(out: Path, card: dict[str, Any]) -> None:
     """README.md (the model card, human-readable) + metrics.json (the same figures for the service)."""
     sums = checksums(out)
@@ -56,15 +73,8 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
         f"| val | {val['decode']} | {val['bleu']} | {val['chrf']} |",
         f"| test_2016_flickr | {test['decode']} | **{test['bleu']}** | **{test['chrf']}** |", "",
         f"BLEU signature: `{test['bleu_signature']}`  ", f"chrF signature: `{test['chrf_signature']}`", "",
-        "## Speed (`rnnmt bench`, 2 CPU threads)",
+        *speed_lines(bench),
     ]
-    for record in bench.get("decode", []):
-        lines.append(f"- {record['search']} batch {record['batch_size']}: {record['sentences_per_s']} sentences/s, "
-                     f"{record['target_tokens_per_s']} target tokens/s")
-    if bench:
-        latency = bench["latency_ms"]
-        lines.append(f"- single-sentence latency p50 {latency['p50']} ms, p95 {latency['p95']} ms;"
-                     f" peak RSS {bench['peak_rss_mb']} MB; {bench['params']:,} parameters")
     lines += ["", "## Limitations", card["limitations"], "", "## Files (SHA-256)"]
     lines += [f"- `{name}`: `{digest}`" for name, digest in sums.items()]
     (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
