@@ -135,9 +135,9 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
             new_encoded, new_state, new = queue.take(refill.size(0))
             encoded, state = encoded.put(refill, new_encoded), state.put(refill, new_state)
             active[refill], position[refill], prev[refill] = new, 0, BOS_ID
-        if refill.size(0) < free.size(0):  # none left to start: finished rows leave
-            keep = (~finished).nonzero().squeeze(1) if refill.size(0) == 0 else torch.cat(
-                [(~finished).nonzero().squeeze(1), refill]).sort().values
+            finished[refill] = False  # these rows decode new sentences now
+        if refill.size(0) < free.size(0):  # no sentence left to start: the other finished rows leave
+            keep = (~finished).nonzero().squeeze(1)
             if keep.size(0) == 0:
                 break
             active, prev, position = active[keep], prev[keep], position[keep]
