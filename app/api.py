@@ -5,11 +5,20 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from app.dependencies import MetricsDep, RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
+from app.dependencies import (
+    AccessDep,
+    MetricsDep,
+    RegistryDep,
+    ServiceDep,
+    SettingsDep,
+    require_models,
+    unless_disconnected,
+)
 from app.errors import ApiError
+from app.metrics import authorized
 from app.registry import DecodeOptions, language_name
 from app.schemas import (
     ERROR_RESPONSES,
@@ -29,17 +38,20 @@ router = APIRouter(tags=["translation"])
 
 
 @router.post("/translate", response_model=TranslateResponse, responses=ERROR_RESPONSES)
-async def translate(body: TranslateRequest, request: Request, service: ServiceDep, registry: RegistryDep,
-                    settings: SettingsDep) -> TranslateResponse:
+async def translate(body: TranslateRequest, request: Request, response: Response, service: ServiceDep,
+                    registry: RegistryDep, settings: SettingsDep, access: AccessDep) -> TranslateResponse:
     """Translate a text or a list of texts; paragraphs are split into sentences and joined back."""
     start = time.perf_counter()
+    caller = access.identify(request)
     require_models(registry)
     texts = body.texts
     check_texts(texts, settings)
     model = registry.get(body.source, body.target)
     options = DecodeOptions(beam_size=body.beam_size, n_best=body.n_best, return_attention=body.return_attention,
                             max_length=body.max_length)
-    items = await unless_disconnected(request, service.translate(texts, model, options, body.return_scores))
+    response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
+    items = await unless_disconnected(request, service.translate(texts, model, options, body.return_scores,
+                                                                 caller.client))
     return TranslateResponse(translations=items, model=model.info,
                              timing_ms=round((time.perf_counter() - start) * 1000.0, 2))
 
@@ -67,8 +79,14 @@ async def ready(registry: RegistryDep) -> ReadyResponse:
     return ReadyResponse(status="ready", models=len(registry.models))
 
 
-@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
-async def metrics(registry: RegistryDep, metrics: MetricsDep) -> PlainTextResponse:
-    """Prometheus metrics (text exposition format 0.0.4)."""
+@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
+            responses={401: {"model": ErrorResponse}})
+async def metrics(request: Request, registry: RegistryDep, metrics: MetricsDep,
+                  settings: SettingsDep) -> PlainTextResponse:
+    """Prometheus metrics (text exposition format 0.0.4), of every worker; with RNNMT_METRICS_TOKEN set, only
+    for 'Authorization: Bearer <token>'."""
+    if settings.metrics_token and not authorized(request.headers.get("authorization"), settings.metrics_token):
+        raise ApiError(401, "unauthorized", "GET /metrics needs 'Authorization: Bearer <metrics token>'",
+                       {"WWW-Authenticate": "Bearer"})
     registry.update_queue_metrics()
     return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -8,6 +8,12 @@ through the futures (`loop.call_soon_threadsafe`). After a batch, it waits up to
 clients that batch answered to send again, so that concurrent clients stay in one batch (see `_next_batch`).
 Back-pressure: a full queue raises QueueFullError (503 with Retry-After), a request past its deadline raises
 DeadlineExceededError (504), and a cancelled request (client gone) has its sentences removed from the queue.
+
+Fair queuing: every request names its client (an API key or an address). A batch takes sentences from the
+waiting clients in turn (round-robin, the client served longest ago first), one client may hold at most
+`max_queue_per_client` sentences, and while more than one client waits a batch holds at most
+`shared_batch_sentences`: a client sending one sentence at a time then waits for one small batch, not for a
+flood of another client's 64-sentence batches.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class _Job:
     """One request: its futures' loop, its options, and the results gathered so far."""
 
     options: Hashable
+    client: Hashable
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     deadline: float
@@ -84,7 +91,8 @@ class MicroBatcher(Generic[R]):
 
     def __init__(self, decode: DecodeFn, *, name: str = "model", max_batch_tokens: int = 2000,
                  max_batch_sentences: int = 64, max_wait_s: float = 0.005, regroup_s: float = 0.05,
-                 max_queue: int = 1024,
+                 max_queue: int = 1024, max_queue_per_client: int | None = None,
+                 shared_batch_sentences: int | None = None,
                  count_tokens: Callable[[str], int] | None = None, on_batch: BatchObserver | None = None) -> None:
         self.decode = decode
         self.name = name
@@ -93,6 +101,8 @@ class MicroBatcher(Generic[R]):
         self.max_wait_s = max_wait_s
         self.regroup_s = regroup_s
         self.max_queue = max_queue
+        self.max_queue_per_client = max_queue_per_client or max_queue
+        self.shared_batch_sentences = shared_batch_sentences or max_batch_sentences
         self.count_tokens = count_tokens or (lambda sentence: len(sentence.split()) + 1)
         self.on_batch = on_batch
         self._pending: deque[_Item] = deque()
@@ -103,6 +113,9 @@ class MicroBatcher(Generic[R]):
         self._answered = 0  # requests that the last batch completed
         self._requests = 0  # requests submitted so far
         self._requests_at_free = 0  # ... when the last batch finished
+        self._answered_clients: set[Hashable] = set()  # clients whose requests the last batch completed
+        self._batches = 0  # decode calls so far
+        self._served: dict[Hashable, int] = {}  # client -> the batch that last took its sentences
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -111,13 +124,14 @@ class MicroBatcher(Generic[R]):
         """Sentences waiting (not counting the batch being decoded)."""
         return len(self._pending)
 
-    async def submit(self, sentences: list[str], options: Hashable, timeout_s: float) -> list[R]:
-        """Translate `sentences` with `options`; results in input order. Raises QueueFullError,
+    async def submit(self, sentences: list[str], options: Hashable, timeout_s: float,
+                     client: Hashable = None) -> list[R]:
+        """Translate `sentences` with `options` for `client`; results in input order. Raises QueueFullError,
         DeadlineExceededError, BatcherClosedError, or whatever the decode function raised."""
         if not sentences:
             return []
         loop = asyncio.get_running_loop()
-        job = _Job(options, loop.create_future(), loop, time.monotonic() + timeout_s,
+        job = _Job(options, client, loop.create_future(), loop, time.monotonic() + timeout_s,
                    [None] * len(sentences), len(sentences))
         items = [_Item(job, i, s, self.count_tokens(s)) for i, s in enumerate(sentences)]
         with self._cond:
@@ -128,6 +142,11 @@ class MicroBatcher(Generic[R]):
                 wait = math.ceil(len(self._pending) * self._seconds_per_sentence)
                 raise QueueFullError(f"{len(self._pending)} sentences are waiting for model {self.name}; "
                                      "retry later", max(1, wait))
+            own = sum(1 for item in self._pending if item.job.client == client)
+            if own and own + len(items) > self.max_queue_per_client:
+                wait = math.ceil(own * self._seconds_per_sentence)
+                raise QueueFullError(f"{own} of your sentences are already waiting for model {self.name} (at most "
+                                     f"{self.max_queue_per_client} per client); retry later", max(1, wait))
             self._pending.extend(items)
             self._requests += 1
             self._cond.notify()
@@ -164,9 +183,13 @@ class MicroBatcher(Generic[R]):
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            answered = self._decode_batch(batch)
+            answered, clients = self._decode_batch(batch)
             with self._cond:
                 self._free_since, self._answered, self._requests_at_free = time.monotonic(), answered, self._requests
+                self._answered_clients = clients
+                if len(self._served) > 4 * self.max_queue:  # forget clients that are gone
+                    waiting = {item.job.client for item in self._pending}
+                    self._served = {c: n for c, n in self._served.items() if c in waiting}
 
     def _next_batch(self) -> list[_Item] | None:
         """Block until a batch is ready (full, or its oldest sentence waited max_wait_s); None when closed."""
@@ -177,10 +200,12 @@ class MicroBatcher(Generic[R]):
                 if not self._pending:
                     self._cond.wait()
                     continue
-                head = self._pending[0]
+                head = self._head()
                 batch, full = self._collect(head.job.options)
                 ready_at = head.enqueued + self.max_wait_s
-                if self._requests - self._requests_at_free < self._answered:
+                waiting_clients = {item.job.client for item in self._pending}
+                if (self._requests - self._requests_at_free < self._answered
+                        or not self._answered_clients <= waiting_clients):
                     # Regroup: the clients that the last batch answered usually send again within a few ms.
                     # Waiting for them (at most regroup_s) keeps concurrent clients in one batch instead of
                     # two alternating halves, each of which would also wait for the other's decode.
@@ -193,23 +218,44 @@ class MicroBatcher(Generic[R]):
                 self._cond.wait(wait)
             return None
 
+    def _head(self) -> _Item:
+        """The oldest sentence of the client served longest ago: its options make the next batch."""
+        firsts: dict[Hashable, _Item] = {}
+        for item in self._pending:
+            firsts.setdefault(item.job.client, item)
+        return min(firsts.values(), key=lambda item: (self._served.get(item.job.client, -1), item.enqueued))
+
     def _collect(self, options: Hashable) -> tuple[list[_Item], bool]:
-        """Oldest-first pending sentences with these options, within the limits; and whether it is full."""
+        """Pending sentences with these options, taken from the clients in turn (served longest ago first,
+        each client's oldest first) within the limits; and whether the batch is full."""
+        queues: dict[Hashable, deque[_Item]] = {}
+        for item in self._pending:
+            if item.job.options == options:
+                queues.setdefault(item.job.client, deque()).append(item)
+        clients = len({item.job.client for item in self._pending})
+        max_sentences = self.max_batch_sentences if clients <= 1 else min(self.shared_batch_sentences,
+                                                                           self.max_batch_sentences)
+        turn = deque(sorted(queues, key=lambda c: (self._served.get(c, -1), queues[c][0].enqueued)))
         batch: list[_Item] = []
         tokens = 0
-        for item in self._pending:
-            if item.job.options != options:
-                continue
-            if batch and (tokens + item.tokens > self.max_batch_tokens or len(batch) >= self.max_batch_sentences):
+        while turn:
+            client = turn.popleft()
+            item = queues[client].popleft()
+            if batch and (tokens + item.tokens > self.max_batch_tokens or len(batch) >= max_sentences):
                 return batch, True
             batch.append(item)
             tokens += item.tokens
-        full = len(batch) >= self.max_batch_sentences or tokens >= self.max_batch_tokens
+            if queues[client]:
+                turn.append(client)
+        full = len(batch) >= max_sentences or tokens >= self.max_batch_tokens
         return batch, full
 
-    def _decode_batch(self, batch: list[_Item]) -> int:
-        """Decode one batch and hand out the results; returns how many requests it completed."""
+    def _decode_batch(self, batch: list[_Item]) -> tuple[int, set[Hashable]]:
+        """Decode one batch and hand out the results; returns how many requests it completed, and whose."""
         options = batch[0].job.options
+        self._batches += 1
+        for item in batch:
+            self._served[item.job.client] = self._batches
         start = time.perf_counter()
         try:
             results = self.decode([item.sentence for item in batch], options)
@@ -217,20 +263,22 @@ class MicroBatcher(Generic[R]):
             log.warning("decoding a batch of %d sentences failed: %s", len(batch), exc)
             for job in {id(item.job): item.job for item in batch}.values():
                 self._call(job, _fail, exc)
-            return 0
+            return 0, set()
         seconds = time.perf_counter() - start
         self._seconds_per_sentence = 0.8 * self._seconds_per_sentence + 0.2 * seconds / len(batch)
-        completed = 0
+        completed: set[Hashable] = set()
+        answered = 0
         for item, result in zip(batch, results):
             job = item.job
             job.results[item.index] = result
             job.remaining -= 1
             if job.remaining == 0:
                 self._call(job, _resolve, job.results)
-                completed += 1
+                completed.add(job.client)
+                answered += 1
         if self.on_batch is not None:
             self.on_batch(len(batch), sum(item.tokens for item in batch), seconds)
-        return completed
+        return answered, completed
 
     @staticmethod
     def _call(job: _Job, fn: Callable[[asyncio.Future, Any], None], value: Any) -> None:

@@ -197,8 +197,14 @@ def _check_settings() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
+
+    from model.errors import ConfigError
+
+    log = logging.getLogger(__name__)
 
     # The app factory reads RNNMT_* settings (in every worker process), so the options travel as env variables.
     if args.models_dir:
@@ -208,8 +214,25 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.threads is not None:
         os.environ["RNNMT_THREADS"] = str(args.threads)
     _check_settings()
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=10)
+    # Several workers add up their metrics through files in one folder (prometheus_client's multiprocess mode),
+    # named before they start: $PROMETHEUS_MULTIPROC_DIR, or else a fresh folder removed at exit.
+    metrics_dir = None
+    if args.workers > 1:
+        given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not given:
+            metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rnnmt-metrics-")
+        elif not Path(given).is_dir():
+            raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR={given} is not a folder")
+        elif any(Path(given).iterdir()):
+            log.warning("PROMETHEUS_MULTIPROC_DIR=%s is not empty: its counters go on from the earlier run's", given)
+        log.info("%d workers add up their metrics through %s", args.workers, os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    try:
+        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=10)
+    finally:
+        if metrics_dir:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def cmd_bench_serve(args: argparse.Namespace) -> None:
@@ -233,6 +256,34 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    import time
+
+    from app.keys import KeyStore, Limits, default_keys_db
+
+    store = KeyStore(Path(args.db) if args.db else default_keys_db())
+    if args.keys_command == "list":
+        records = store.list()
+        print(f"{len(records)} key(s) in {store.path}")
+        for r in records:
+            state = "active" if r.active else "revoked " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.revoked_at))
+            limits = ", ".join(f"{k.replace('_', '-')}={v}" for k, v in vars(r.limits).items() if v) or "unlimited"
+            print(f"{r.name}\t{r.key_start}...\t{state}\t{limits}")
+        return
+    if args.keys_command == "revoke":
+        store.revoke(args.name)
+        print(f"revoked {args.name!r} in {store.path}; the service refuses it from the next request")
+        return
+    limits = Limits(args.requests_per_minute, args.chars_per_minute, args.chars_per_day)
+    if args.keys_command == "set-limits":
+        store.set_limits(args.name, limits)
+        print(f"limits of {args.name!r} set in {store.path}")
+        return
+    key = store.add(args.name, limits)
+    print(f"added {args.name!r} to {store.path}; the key is shown once, below:", file=sys.stderr)
+    print(key)
 
 
 def _add_decode_options(parser: argparse.ArgumentParser) -> None:
@@ -316,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP service (FastAPI + uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_positive_int, default=8000)
-    p.add_argument("--workers", type=_positive_int, default=1, help="processes (each loads every model)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes (each loads every model; /metrics "
+                   "adds up all of them, through $PROMETHEUS_MULTIPROC_DIR or else a temporary folder)")
     p.add_argument("--models-dir", default=None, help="folder of model folders (default: $RNNMT_MODELS_DIR "
                    "or released-models/)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
@@ -340,6 +392,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
     p.add_argument("--json", help="write the report here")
     p.set_defaults(func=cmd_bench_serve)
+
+    p = sub.add_parser("keys", help="API keys of the service: add, list, revoke, set-limits")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    for name, text in [("add", "make a key (printed once, alone on the last line)"), ("list", "list the keys"),
+                       ("revoke", "revoke a key by name"), ("set-limits", "replace a key's limits")]:
+        k = keys.add_parser(name, help=text)
+        k.add_argument("--db", default=None, help="keys file (default: $RNNMT_KEYS_DB or "
+                       "~/.local/share/rnnmt/keys.sqlite)")
+        if name == "list":
+            continue
+        if name == "add":
+            k.add_argument("--name", required=True, help="who the key is for (shown in logs and metrics)")
+        else:
+            k.add_argument("name")
+        if name != "revoke":
+            for flag in ("--requests-per-minute", "--chars-per-minute", "--chars-per-day"):
+                k.add_argument(flag, type=_positive_int, default=None, help="omit for no limit")
+    p.set_defaults(func=cmd_keys)
     return parser
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
+from app.access import Access
 from app.errors import ApiError
 from app.metrics import Metrics
 from app.registry import ModelRegistry
@@ -38,10 +39,15 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_access(request: Request) -> Access:
+    return request.app.state.access
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 ServiceDep = Annotated[TranslationService, Depends(get_service)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+AccessDep = Annotated[Access, Depends(get_access)]
 
 
 def require_models(registry: ModelRegistry) -> None:

@@ -1,9 +1,11 @@
 """A LibreTranslate-compatible subset under /libretranslate, so existing clients and plugins can use rnnmt.
 
-POST /libretranslate/translate takes q (a string or a list), source, target, format, alternatives and
-api_key (ignored), as JSON or as a form (application/x-www-form-urlencoded, which LibreTranslate's own
-Python client sends), and answers {"translatedText": ...}. GET /libretranslate/languages lists the source
-languages with their targets. Errors keep this service's shape {"error": {"code", "message"}}.
+POST /libretranslate/translate takes q (a string or a list), source, target, format, alternatives and api_key
+(checked like the Authorization and X-API-Key headers), as JSON or as a form (application/x-www-form-urlencoded,
+which LibreTranslate's own Python client sends), and answers {"translatedText": ...}. GET
+/libretranslate/languages lists the source languages with their targets, GET /libretranslate/frontend/settings
+tells LibreTranslate's web UI and clients the limits and whether a key is required. Errors keep this service's
+shape {"error": {"code", "message"}}.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app.dependencies import RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
+from app.dependencies import AccessDep, RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
 from app.errors import ApiError
 from app.registry import DecodeOptions, LoadedModel, ModelRegistry, language_name
 from app.schemas import (
     ERROR_RESPONSES,
+    LibreTranslateFrontendSettings,
     LibreTranslateLanguage,
     LibreTranslateRequest,
     LibreTranslateResponse,
@@ -75,10 +78,12 @@ def pick_model(registry: ModelRegistry, source: str, target: str) -> LoadedModel
 
 @router.post("/translate", response_model=LibreTranslateResponse, response_model_exclude_none=True,
              responses=ERROR_RESPONSES, openapi_extra=REQUEST_BODY)
-async def translate(request: Request, service: ServiceDep, registry: RegistryDep,
-                    settings: SettingsDep) -> LibreTranslateResponse:
+async def translate(request: Request, response: Response, service: ServiceDep, registry: RegistryDep,
+                    settings: SettingsDep, access: AccessDep) -> LibreTranslateResponse:
     """LibreTranslate's /translate: {"q", "source", "target"} -> {"translatedText"}."""
     fields = await read_fields(request)
+    api_key = fields.get("api_key")
+    caller = access.identify(request, api_key if isinstance(api_key, str) else None)
     if "q[]" in fields and "q" not in fields:
         fields["q"] = fields.pop("q[]")
     try:
@@ -91,7 +96,8 @@ async def translate(request: Request, service: ServiceDep, registry: RegistryDep
     model = pick_model(registry, body.source, body.target)
     n_best = body.alternatives + 1
     options = DecodeOptions(beam_size=max(DEFAULT_BEAM, n_best), n_best=n_best)
-    items = await unless_disconnected(request, service.translate(texts, model, options))
+    response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
+    items = await unless_disconnected(request, service.translate(texts, model, options, client=caller.client))
     translated = [item.text for item in items]
     alternatives = [[alt.text for alt in item.alternatives[1:]] for item in items] if body.alternatives else None
     detected = {"language": model.info.source, "confidence": 100.0} if body.source == "auto" else None
@@ -109,3 +115,15 @@ async def languages(registry: RegistryDep) -> list[LibreTranslateLanguage]:
         targets.setdefault(source, []).append(target)
     return [LibreTranslateLanguage(code=code, name=language_name(code), targets=sorted(tgts))
             for code, tgts in targets.items()]
+
+
+@router.get("/frontend/settings", response_model=LibreTranslateFrontendSettings)
+async def frontend_settings(registry: RegistryDep, settings: SettingsDep) -> LibreTranslateFrontendSettings:
+    """LibreTranslate's /frontend/settings: limits, whether a key is required, and default languages."""
+    pairs = list(registry.models)
+    source, target = pairs[0] if pairs else ("en", "en")
+    return LibreTranslateFrontendSettings(
+        charLimit=settings.max_chars, frontendTimeout=500, apiKeys=True, keyRequired=settings.require_api_key,
+        suggestions=False, filesTranslation=False, supportedFilesFormat=[],
+        language={"source": {"code": source, "name": language_name(source)},
+                  "target": {"code": target, "name": language_name(target)}})

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import api, libretranslate
+from app.access import Access
 from app.body_limit import BodyLimitMiddleware
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
@@ -52,6 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         registry.close()
+        app.state.access.close()
+        app.state.metrics.close()
 
 
 def mount_web_page(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.registry = registry
+    app.state.access = Access(settings, metrics)
     app.state.service = TranslationService(registry, settings, metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(MetricsMiddleware, metrics=metrics)

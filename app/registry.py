@@ -139,6 +139,7 @@ class ModelRegistry:
         batcher: MicroBatcher[Translation] = MicroBatcher(
             decode, name=bundle.name, max_batch_tokens=s.max_batch_tokens, max_batch_sentences=s.max_batch_sentences,
             max_wait_s=s.max_wait_ms / 1000.0, regroup_s=s.regroup_ms / 1000.0, max_queue=s.max_queue,
+            max_queue_per_client=s.max_queue_per_client, shared_batch_sentences=s.shared_batch_sentences,
             count_tokens=count_tokens,
             on_batch=self.metrics.batch_observer(bundle.name))
         info = ModelInfo(name=bundle.name, source=bundle.source_lang, target=bundle.target_lang,

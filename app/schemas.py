@@ -159,7 +159,8 @@ class LibreTranslateRequest(BaseModel):
     target: str = Field(min_length=1, max_length=20)
     format: str = Field("text", pattern="^(text|html)$", description="html is translated as plain text")
     alternatives: int = Field(0, ge=0, le=MAX_BEAM - 1)
-    api_key: str | None = Field(None, description="accepted and ignored")
+    api_key: str | None = Field(None, description="an API key (rnnmt keys add); also accepted as "
+                                "'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
 
     _check_q = field_validator("q", mode="before")(text_or_texts)
 
@@ -168,6 +169,19 @@ class LibreTranslateResponse(BaseModel):
     translatedText: str | list[str]  # LibreTranslate's field names
     alternatives: list[str] | list[list[str]] | None = None
     detectedLanguage: dict[str, Any] | None = None
+
+
+class LibreTranslateFrontendSettings(BaseModel):
+    """LibreTranslate's GET /frontend/settings (its field names)."""
+
+    charLimit: int = Field(description="characters per text")
+    frontendTimeout: int = Field(description="ms the web UI waits after typing before it translates")
+    apiKeys: bool = Field(description="whether the service knows API keys")
+    keyRequired: bool = Field(description="whether every request needs one")
+    suggestions: bool
+    filesTranslation: bool
+    supportedFilesFormat: list[str]
+    language: dict[str, dict[str, str]] = Field(description="default source and target {code, name}")
 
 
 class LibreTranslateLanguage(BaseModel):

@@ -77,11 +77,12 @@ class TranslationService:
         self.cache: LRUCache[Translation] = LRUCache(settings.cache_size)
 
     async def translate(self, texts: list[str], model: LoadedModel, options: DecodeOptions,
-                        return_scores: bool = False) -> list[TranslationItem]:
-        """Translate texts (already checked) with one model; one TranslationItem per text."""
+                        return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
+        """Translate texts (already checked) with one model for a client (fair queuing); one TranslationItem
+        per text."""
         segmented = [split(text) for text in texts]
         sentences = [s for seg in segmented for s in seg.sentences]
-        found = await self.translate_sentences(sentences, model, options)
+        found = await self.translate_sentences(sentences, model, options, client)
         items, pos = [], 0
         for seg in segmented:
             count = len(seg.sentences)
@@ -90,8 +91,8 @@ class TranslationService:
             pos += count
         return items
 
-    async def translate_sentences(self, sentences: list[str], model: LoadedModel,
-                                  options: DecodeOptions) -> list[Translation]:
+    async def translate_sentences(self, sentences: list[str], model: LoadedModel, options: DecodeOptions,
+                                  client: str | None = None) -> list[Translation]:
         """Cached sentences from the cache, the others (each distinct one once) through the batcher."""
         keys = [LRUCache.key(model.name, options, s) for s in sentences]
         found: list[Translation | None] = [self.cache.get(k) for k in keys]
@@ -102,7 +103,7 @@ class TranslationService:
         missing = list(dict.fromkeys(s for s, t in zip(sentences, found) if t is None))
         if missing:
             try:
-                decoded = await model.batcher.submit(missing, options, self.settings.request_timeout_s)
+                decoded = await model.batcher.submit(missing, options, self.settings.request_timeout_s, client)
             except BaseException as exc:  # CancelledError too: the client went away
                 self.metrics.rejected.inc(REJECT_REASONS.get(type(exc).__name__, "error"))
                 raise

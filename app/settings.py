@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.keys import default_keys_db
+
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "released-models"
 
 
@@ -38,6 +40,24 @@ class Settings(BaseSettings):
     max_texts: int = Field(64, ge=1, description="texts per request (413 beyond)")
 
     cache_size: int = Field(4096, ge=0, description="translated sentences kept in the LRU cache (0 = off)")
+
+    # Access control and fair use (see app/access.py and app/keys.py).
+    keys_db: Path = Field(default_factory=default_keys_db, description="SQLite file of API keys (rnnmt keys)")
+    require_api_key: bool = Field(False, description="401 for requests without a key (403 for a bad one)")
+    limits_storage: str = Field("memory://", pattern="^(memory|redis|rediss|redis\\+unix)://",
+                                description="where quotas are counted: memory:// (this process) or "
+                                "redis://host:6379 (shared by every replica)")
+    anonymous_requests_per_minute: int | None = Field(None, ge=1, description="per client address, "
+                                                      "for requests without a key (unset = unlimited)")
+    anonymous_chars_per_minute: int | None = Field(None, ge=1, description="per client address")
+    anonymous_chars_per_day: int | None = Field(None, ge=1, description="per client address")
+    max_queue_per_client: int = Field(512, ge=1, description="pending sentences one client (key or address) "
+                                      "may hold in a model's queue before 503")
+    shared_batch_sentences: int = Field(8, ge=1, description="sentences per decode call while several "
+                                        "clients wait (smaller batches keep each client's latency low)")
+
+    metrics_token: str | None = Field(None,
+                                      description="when set, GET /metrics requires 'Authorization: Bearer <token>'")
 
 
 @lru_cache(maxsize=1)

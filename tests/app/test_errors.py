@@ -65,10 +65,11 @@ def test_metrics_text_format() -> None:
     metrics.latency.observe(0.02, "/translate")
     metrics.latency.observe(100.0, "/translate")
     metrics.batch_observer("m")(3, 12, 0.01)
-    text = metrics.render()
-    assert 'rnnmt_http_request_duration_seconds_bucket{route="/translate",le="0.025"} 1' in text
-    assert 'rnnmt_http_request_duration_seconds_bucket{route="/translate",le="+Inf"} 2' in text
-    assert 'rnnmt_http_request_duration_seconds_count{route="/translate"} 2' in text
-    assert 'rnnmt_batch_sentences_sum{model="m"} 3' in text
-    assert 'rnnmt_tokens_translated_total{model="m"} 12' in text
-    assert "# TYPE rnnmt_http_requests_total counter" in text
+    lines = metrics.render().splitlines()
+    assert 'rnnmt_http_request_duration_seconds_bucket{route="/translate",le="0.025"} 1.0' in lines
+    assert 'rnnmt_http_request_duration_seconds_bucket{route="/translate",le="30.0"} 1.0' in lines
+    assert 'rnnmt_http_request_duration_seconds_bucket{route="/translate",le="+Inf"} 2.0' in lines
+    assert 'rnnmt_http_request_duration_seconds_count{route="/translate"} 2.0' in lines
+    assert 'rnnmt_batch_sentences_sum{model="m"} 3.0' in lines
+    assert 'rnnmt_tokens_translated_total{model="m"} 12.0' in lines
+    assert "# TYPE rnnmt_http_requests_total counter" in lines
