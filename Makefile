@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint browser-deps clean release-models docker-smoke
+.PHONY: install serve test lint test-deps browser-deps clean release-models docker-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +21,22 @@ install: $(VENV)/.installed
 serve: install
 	$(VENV)/bin/rnnmt serve --host $(HOST) --port $(PORT)
 
-# Debian's chromium for the browser test; installed only when missing (skipped without root/apt).
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } || \
-	  echo "browser-deps: chromium not installed; the browser test will be skipped"; }
+# Debian packages the tests start for real: chromium (browser test) and redis-server (quotas shared by replicas).
+# Installed only when missing (skipped without root/apt; the tests that need them then skip and say why).
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q
+test-deps:
+	@for pkg in chromium:chromium redis-server:redis-server; do cmd=$${pkg%%:*}; deb=$${pkg##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    { $(APT_INSTALL) $$deb >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && $(APT_INSTALL) $$deb >/dev/null; }; } || \
+	    echo "test-deps: $$deb not installed; the tests that need it will be skipped"; }; done
+
+browser-deps: test-deps
 
 lint: install
 	$(VENV)/bin/ruff check app model training tests
 
-test: install browser-deps lint
+test: install test-deps lint
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -5,8 +5,8 @@ once the request is known to be valid, before any translation work:
 
 1. The key comes from `Authorization: Bearer KEY`, `X-API-Key: KEY` or LibreTranslate's `api_key` field. A
    key that is unknown or revoked gets 403; no key gets 401 when RNNMT_REQUIRE_API_KEY is set, otherwise the
-   caller is anonymous and identified by its address (uvicorn's client address; behind a proxy run uvicorn
-   with --proxy-headers so that it is the real client's).
+   caller is anonymous and identified by its address (uvicorn's client address; behind a proxy, set
+   FORWARDED_ALLOW_IPS to the proxy's address so that uvicorn takes the client's from X-Forwarded-For).
 2. The caller's limits (the key's, or RNNMT_ANONYMOUS_*) are spent in a sliding-window counter: requests per
    minute (cost 1) and characters per minute and per day (cost = characters). Over a limit: 429 with
    Retry-After and the RateLimit-Limit/-Remaining/-Reset headers (the IETF draft's three fields, for the

@@ -1,7 +1,8 @@
-"""The native HTTP routes: /translate, /languages, /health, /ready, /metrics."""
+"""The native HTTP routes: /translate, /detect, /languages, /health, /ready, /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -22,6 +23,9 @@ from app.metrics import authorized
 from app.registry import DecodeOptions, language_name
 from app.schemas import (
     ERROR_RESPONSES,
+    DetectedLanguage,
+    DetectRequest,
+    DetectResponse,
     ErrorResponse,
     HealthResponse,
     Language,
@@ -40,26 +44,46 @@ router = APIRouter(tags=["translation"])
 @router.post("/translate", response_model=TranslateResponse, responses=ERROR_RESPONSES)
 async def translate(body: TranslateRequest, request: Request, response: Response, service: ServiceDep,
                     registry: RegistryDep, settings: SettingsDep, access: AccessDep) -> TranslateResponse:
-    """Translate a text or a list of texts; paragraphs are split into sentences and joined back."""
+    """Translate a text or a list of texts; paragraphs are split into sentences and joined back. Pairs without
+    a model of their own go through English; source "auto" detects each text's language."""
     start = time.perf_counter()
     caller = access.identify(request)
     require_models(registry)
     texts = body.texts
     check_texts(texts, settings)
-    model = registry.get(body.source, body.target)
+    auto = body.source == "auto"
+    route = None if auto else registry.route(body.source, body.target)
     options = DecodeOptions(beam_size=body.beam_size, n_best=body.n_best, return_attention=body.return_attention,
                             max_length=body.max_length)
     response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
-    items = await unless_disconnected(request, service.translate(texts, model, options, body.return_scores,
-                                                                 caller.client))
-    return TranslateResponse(translations=items, model=model.info,
+    if route is None:
+        work = service.translate_auto(texts, body.target, options, body.return_scores, caller.client)
+    else:
+        work = service.translate(texts, route, options, body.return_scores, caller.client)
+    items = await unless_disconnected(request, work)
+    return TranslateResponse(translations=items, model=registry.model_named(items[0].models[-1]).info,
                              timing_ms=round((time.perf_counter() - start) * 1000.0, 2))
+
+
+@router.post("/detect", response_model=DetectResponse, responses=ERROR_RESPONSES)
+async def detect(body: DetectRequest, request: Request, response: Response, service: ServiceDep,
+                 registry: RegistryDep, settings: SettingsDep, access: AccessDep) -> DetectResponse:
+    """Which of the served source languages each text is written in (candidates, best first)."""
+    caller = access.identify(request)
+    require_models(registry)
+    check_texts(body.texts, settings)
+    response.headers.update(await access.spend(caller, sum(len(t) for t in body.texts)))
+    detector = registry.detector
+    assert detector is not None  # built with the models
+    found = await asyncio.to_thread(lambda: [detector.detect(text) for text in body.texts])
+    return DetectResponse(detections=[[DetectedLanguage(language=d.language, confidence=round(d.confidence, 4),
+                                                        reliable=d.reliable) for d in ds] for ds in found])
 
 
 @router.get("/languages", response_model=LanguagesResponse)
 async def languages(registry: RegistryDep) -> LanguagesResponse:
     """The languages and the language pairs that the loaded models serve."""
-    pairs = [model.language_pair() for model in registry.models.values()]
+    pairs = [route.language_pair() for route in registry.routes.values()]
     codes = list(dict.fromkeys(code for pair in pairs for code in (pair.source, pair.target)))
     return LanguagesResponse(languages=[Language(code=c, name=language_name(c)) for c in codes], pairs=pairs)
 

@@ -119,20 +119,33 @@ class KeepAliveClient:
     at 60 requests/s, which the server's decode threads then lacked. This client costs a few percent.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: Mapping[str, str] | None = None) -> None:
         parts = httpx.URL(url)
         self.host, self.port = parts.host, parts.port or 80
+        self.extra_headers = "".join(f"\r\n{name}: {value}" for name, value in (headers or {}).items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_head = ""  # status line and headers of the last response
 
-    async def post_json(self, path: str, body: dict) -> int:
-        """Send one request, read the whole response; returns the status code."""
+    async def connect(self) -> None:
+        """Open the connection now (post_json opens it when needed)."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    def header(self, name: str) -> str | None:
+        """A header of the last response."""
+        match = re.search(rf"^{name}:\s*(.*?)\s*$", self.last_head, re.I | re.M)
+        return match.group(1) if match else None
+
+    async def post_json(self, path: str, body: dict) -> int:
+        """Send one request, read the whole response; returns the status code.
+
+        The request is written before the first suspension when the connection is already open."""
+        await self.connect()
         payload = json.dumps(body).encode()
         self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json"
-                          f"\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                          f"{self.extra_headers}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        head = self.last_head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         status = int(head.split(" ", 2)[1])
         length = re.search(r"^content-length:\s*(\d+)", head, re.I | re.M)
         if length is None:
@@ -238,4 +251,121 @@ def format_table(report: dict) -> str:
                      f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {batch:>6} {batch_ms:>8} "
                      f"{r['decode_busy']:>5.0%}")
     lines.append(f"speedup from micro-batching: {report['speedup']}x throughput")
+    return "\n".join(lines)
+
+
+# ---- `rnnmt bench-serve --fairness`: one client's latency while another floods the server -------------------
+
+FAIRNESS_TARGET = 2.0  # the goal for p95 latency under flood / p95 latency idle
+
+
+def latency_summary(latencies_ms: list[float]) -> dict:
+    return {"requests": len(latencies_ms), "p50_ms": round(percentile(latencies_ms, 50), 1),
+            "p95_ms": round(percentile(latencies_ms, 95), 1), "p99_ms": round(percentile(latencies_ms, 99), 1),
+            "max_ms": round(max(latencies_ms), 1)}
+
+
+async def drive_fairness(url: str, keys: Mapping[str, str], texts: list[str], source: str, target: str,
+                         beam_size: int, single_requests: int, flood_sentences: int, flood_batch: int,
+                         flood_connections: int) -> dict:
+    """Client "single" alone (closed loop), then again while client "flood" sends `flood_sentences`."""
+    def body(text: str | list[str]) -> dict:
+        return {"text": text, "source": source, "target": target, "beam_size": beam_size}
+
+    single = KeepAliveClient(url, {"X-API-Key": keys["single"]})
+    floods = [KeepAliveClient(url, {"X-API-Key": keys["flood"]}) for _ in range(flood_connections)]
+
+    async def one_single(i: int) -> float:
+        start = time.perf_counter()
+        status = await single.post_json("/translate", body(texts[i % len(texts)]))
+        if status != 200:
+            raise RuntimeError(f'client "single" got HTTP {status}: {single.last_head.splitlines()[0]}')
+        return (time.perf_counter() - start) * 1000.0
+
+    chunks = [(i, min(flood_batch, flood_sentences - i)) for i in range(0, flood_sentences, flood_batch)]
+    answered = rejected = 0
+    first_sent = asyncio.Event()
+
+    async def flooder(conn: KeepAliveClient) -> None:
+        nonlocal answered, rejected
+        while chunks:
+            first, n = chunks.pop(0)
+            batch = [texts[(first + j) % len(texts)] for j in range(n)]
+            first_sent.set()  # post_json writes the request before it first waits (the connection is open)
+            while (status := await conn.post_json("/translate", body(batch))) == 503:
+                rejected += 1
+                await asyncio.sleep(float(conn.header("retry-after") or 1))
+            if status != 200:
+                raise RuntimeError(f'client "flood" got HTTP {status}: {conn.last_head.splitlines()[0]}')
+            answered += n
+
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as http:
+        async def flood() -> tuple[float, tuple[float, float, float]]:
+            start = time.perf_counter()
+            await asyncio.gather(*(flooder(conn) for conn in floods))
+            return time.perf_counter() - start, batch_totals((await http.get("/metrics")).text)
+
+        await one_single(-1)  # warm-up: the connection, the first decode
+        idle = [await one_single(i) for i in range(single_requests)]
+        before = batch_totals((await http.get("/metrics")).text)
+        await asyncio.gather(*(conn.connect() for conn in floods))  # now: the server closes idle connections
+        flood_task = asyncio.create_task(flood())
+        await first_sent.wait()
+        busy: list[float] = []
+        while not flood_task.done() or len(busy) < single_requests:
+            busy.append(await one_single(len(busy)))
+        flood_s, after = await flood_task
+    for conn in [single, *floods]:
+        await conn.close()
+    sentences, batches, _ = (a - b for a, b in zip(after, before))
+    idle_stats, busy_stats = latency_summary(idle), latency_summary(busy)
+    return {"idle": idle_stats, "flood": busy_stats,
+            "p95_ratio": round(busy_stats["p95_ms"] / idle_stats["p95_ms"], 2), "flood_s": round(flood_s, 2),
+            "flood_answered": answered, "flood_sentences_per_s": round(answered / flood_s, 1), "flood_503s": rejected,
+            "mean_batch_sentences": round(sentences / batches, 2) if batches else None}
+
+
+def bench_fairness(models_dir: Path, beam_size: int = 5, single_requests: int = 40, flood_sentences: int = 2000,
+                   flood_batch: int = 8, flood_connections: int = 8, sentences: list[str] | None = None,
+                   source: str | None = None, target: str | None = None,
+                   batching_env: Mapping[str, str] | None = None, threads: int = 0) -> dict:
+    """Start the server with two API keys ("flood", "single") and measure "single"'s latency idle and under flood."""
+    from app.keys import KeyStore, Limits
+
+    with tempfile.TemporaryDirectory(prefix="rnnmt-fairness-") as folder:
+        store = KeyStore(Path(folder) / "keys.sqlite")
+        keys = {name: store.add(name, Limits()) for name in ("flood", "single")}
+        env = {"RNNMT_CACHE_SIZE": "0", "RNNMT_MAX_QUEUE": "1024", "RNNMT_REQUEST_TIMEOUT_S": "600",
+               **({"RNNMT_THREADS": str(threads)} if threads else {}), **(batching_env or {}),
+               "RNNMT_KEYS_DB": str(store.path)}
+        with running_server(models_dir, env, access_log=False) as url:
+            if httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+                raise RuntimeError(f"no model could be loaded from {models_dir}")
+            pair = pick_pair(url, source, target)
+            texts = sentences or SAMPLES.get(pair[0])
+            if not texts:
+                raise RuntimeError(f"no built-in sentences in {pair[0]!r}: pass --sentences FILE")
+            log.info("fairness: %d sentences in %d-sentence requests over %d connections, %s-%s, beam %d",
+                     flood_sentences, flood_batch, flood_connections, *pair, beam_size)
+            result = asyncio.run(drive_fairness(url, keys, texts, *pair, beam_size, single_requests, flood_sentences,
+                                                flood_batch, flood_connections))
+    return {"models_dir": str(models_dir), "pair": f"{pair[0]}-{pair[1]}", "beam_size": beam_size,
+            "single_requests": single_requests, "flood_sentences": flood_sentences, "flood_batch": flood_batch,
+            "flood_connections": flood_connections, **result, "target_ratio": FAIRNESS_TARGET}
+
+
+def format_fairness(report: dict) -> str:
+    header = f"{'client single':<14} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    lines = [f"bench-serve --fairness {report['pair']}, beam {report['beam_size']}: \"flood\" sends "
+             f"{report['flood_sentences']} sentences in {report['flood_batch']}-sentence requests over "
+             f"{report['flood_connections']} connections; \"single\" one sentence at a time", header, "-" * len(header)]
+    for label, r in (("idle", report["idle"]), ("under flood", report["flood"])):
+        lines.append(f"{label:<14} {r['requests']:>8} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+                     f"{r['max_ms']:>8.1f}")
+    met = "met" if report["p95_ratio"] <= report["target_ratio"] else "MISSED"
+    batch = "-" if report["mean_batch_sentences"] is None else f"{report['mean_batch_sentences']:.1f}"
+    lines.append(f"p95 under flood / idle: {report['p95_ratio']:.2f}x (target <= {report['target_ratio']:g}: {met})")
+    lines.append(f"flood: {report['flood_answered']}/{report['flood_sentences']} sentences in "
+                 f"{report['flood_s']:.1f} s, {report['flood_sentences_per_s']:.1f} sentences/s, "
+                 f"{report['flood_503s']} x 503, mean batch {batch} sentences")
     return "\n".join(lines)

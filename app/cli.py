@@ -236,7 +236,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_serve(args: argparse.Namespace) -> None:
-    from app.bench_serve import bench_serve, format_table
+    from app.bench_serve import bench_fairness, bench_serve, format_fairness, format_table
     from model.errors import InputError
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would slow the load generator
@@ -250,10 +250,17 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
         sentences = [line.strip() for line in lines if line.strip()] or None
     batching = {"RNNMT_MAX_BATCH_SENTENCES": str(args.max_batch_sentences), "RNNMT_MAX_WAIT_MS": str(args.max_wait_ms),
                 "RNNMT_REGROUP_MS": str(args.regroup_ms)}
-    report = bench_serve(models_dir.resolve(), clients=args.clients, requests=args.requests, beam_size=args.beam_size,
-                         sentences=sentences, source=args.source, target=args.target, batching_env=batching,
-                         threads=args.threads)
-    print(format_table(report))
+    if args.fairness:
+        report = bench_fairness(models_dir.resolve(), beam_size=args.beam_size, single_requests=args.single_requests,
+                                flood_sentences=args.flood_sentences, flood_batch=args.flood_batch,
+                                flood_connections=args.flood_connections, sentences=sentences, source=args.source,
+                                target=args.target, batching_env=batching, threads=args.threads)
+        print(format_fairness(report))
+    else:
+        report = bench_serve(models_dir.resolve(), clients=args.clients, requests=args.requests,
+                             beam_size=args.beam_size, sentences=sentences, source=args.source, target=args.target,
+                             batching_env=batching, threads=args.threads)
+        print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
@@ -391,6 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regroup-ms", type=_non_negative_float, default=50.0, help="for the batching run")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
     p.add_argument("--json", help="write the report here")
+    p.add_argument("--fairness", action="store_true", help="instead: latency of a one-sentence client (API key "
+                   "'single') idle and while another key ('flood') sends many sentences")
+    p.add_argument("--single-requests", type=_positive_int, default=40, help="--fairness: requests of 'single' "
+                   "idle, and at least as many under flood")
+    p.add_argument("--flood-sentences", type=_positive_int, default=2000, help="--fairness: sentences 'flood' sends")
+    p.add_argument("--flood-batch", type=_positive_int, default=8, help="--fairness: sentences per 'flood' request")
+    p.add_argument("--flood-connections", type=_positive_int, default=8,
+                   help="--fairness: concurrent connections of 'flood'")
     p.set_defaults(func=cmd_bench_serve)
 
     p = sub.add_parser("keys", help="API keys of the service: add, list, revoke, set-limits")

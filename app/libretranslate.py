@@ -3,13 +3,16 @@
 POST /libretranslate/translate takes q (a string or a list), source, target, format, alternatives and api_key
 (checked like the Authorization and X-API-Key headers), as JSON or as a form (application/x-www-form-urlencoded,
 which LibreTranslate's own Python client sends), and answers {"translatedText": ...}. GET
-/libretranslate/languages lists the source languages with their targets, GET /libretranslate/frontend/settings
-tells LibreTranslate's web UI and clients the limits and whether a key is required. Errors keep this service's
+/libretranslate/languages lists the source languages with their targets (pivoted pairs included), POST
+/libretranslate/detect detects a text's language, GET /libretranslate/frontend/settings tells LibreTranslate's web
+UI and clients the limits and whether a key is required. source "auto" detects each text's language, and
+detectedLanguage carries the detector's confidence in percent (LibreTranslate's unit). Errors keep this service's
 shape {"error": {"code", "message"}}.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -21,9 +24,11 @@ from pydantic import ValidationError
 
 from app.dependencies import AccessDep, RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
 from app.errors import ApiError
-from app.registry import DecodeOptions, LoadedModel, ModelRegistry, language_name
+from app.registry import DecodeOptions, language_name
 from app.schemas import (
     ERROR_RESPONSES,
+    LibreTranslateDetection,
+    LibreTranslateDetectRequest,
     LibreTranslateFrontendSettings,
     LibreTranslateLanguage,
     LibreTranslateRequest,
@@ -37,6 +42,10 @@ router = APIRouter(prefix="/libretranslate", tags=["libretranslate"])
 
 DEFAULT_BEAM = 5
 FORM = "application/x-www-form-urlencoded"
+DETECT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": LibreTranslateDetectRequest.model_json_schema()},
+    FORM: {"schema": LibreTranslateDetectRequest.model_json_schema()},
+}}}
 REQUEST_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": LibreTranslateRequest.model_json_schema()},
     FORM: {"schema": LibreTranslateRequest.model_json_schema()},
@@ -65,17 +74,6 @@ async def read_fields(request: Request) -> dict[str, Any]:
     return data
 
 
-def pick_model(registry: ModelRegistry, source: str, target: str) -> LoadedModel:
-    """The model for source -> target; source 'auto' works when a single model translates into target."""
-    if source != "auto":
-        return registry.get(source, target)
-    candidates = [m for (_, tgt), m in registry.models.items() if tgt == target]
-    if len(candidates) != 1:
-        raise ApiError(400, "unsupported_pair", "source 'auto' needs exactly one model translating into "
-                       f"{target!r} ({len(candidates)} found); pass the source language")
-    return candidates[0]
-
-
 @router.post("/translate", response_model=LibreTranslateResponse, response_model_exclude_none=True,
              responses=ERROR_RESPONSES, openapi_extra=REQUEST_BODY)
 async def translate(request: Request, response: Response, service: ServiceDep, registry: RegistryDep,
@@ -93,25 +91,52 @@ async def translate(request: Request, response: Response, service: ServiceDep, r
     require_models(registry)
     texts = [body.q] if isinstance(body.q, str) else list(body.q)
     check_texts(texts, settings)
-    model = pick_model(registry, body.source, body.target)
+    auto = body.source == "auto"
+    route = None if auto else registry.route(body.source, body.target)
     n_best = body.alternatives + 1
     options = DecodeOptions(beam_size=max(DEFAULT_BEAM, n_best), n_best=n_best)
     response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
-    items = await unless_disconnected(request, service.translate(texts, model, options, client=caller.client))
+    if route is None:
+        work = service.translate_auto(texts, body.target, options, client=caller.client)
+    else:
+        work = service.translate(texts, route, options, client=caller.client)
+    items = await unless_disconnected(request, work)
     translated = [item.text for item in items]
     alternatives = [[alt.text for alt in item.alternatives[1:]] for item in items] if body.alternatives else None
-    detected = {"language": model.info.source, "confidence": 100.0} if body.source == "auto" else None
+    detected = [{"language": d.language, "confidence": round(100.0 * d.confidence, 1)}
+                for d in (item.detected_language for item in items) if d is not None] if auto else None
     if isinstance(body.q, str):
         return LibreTranslateResponse(translatedText=translated[0], alternatives=alternatives and alternatives[0],
-                                      detectedLanguage=detected)
+                                      detectedLanguage=detected and detected[0])
     return LibreTranslateResponse(translatedText=translated, alternatives=alternatives, detectedLanguage=detected)
+
+
+@router.post("/detect", response_model=list[LibreTranslateDetection], responses=ERROR_RESPONSES,
+             openapi_extra=DETECT_BODY)
+async def detect(request: Request, response: Response, registry: RegistryDep, settings: SettingsDep,
+                 access: AccessDep) -> list[LibreTranslateDetection]:
+    """LibreTranslate's /detect: {"q"} -> [{"language", "confidence"}], best first, confidence in percent."""
+    fields = await read_fields(request)
+    api_key = fields.get("api_key")
+    caller = access.identify(request, api_key if isinstance(api_key, str) else None)
+    try:
+        body = LibreTranslateDetectRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    require_models(registry)
+    check_texts([body.q], settings)
+    response.headers.update(await access.spend(caller, len(body.q)))
+    detector = registry.detector
+    assert detector is not None  # built with the models
+    found = await asyncio.to_thread(detector.detect, body.q)
+    return [LibreTranslateDetection(language=d.language, confidence=round(100.0 * d.confidence, 1)) for d in found]
 
 
 @router.get("/languages", response_model=list[LibreTranslateLanguage])
 async def languages(registry: RegistryDep) -> list[LibreTranslateLanguage]:
     """LibreTranslate's /languages: each source language with the targets it can be translated into."""
     targets: dict[str, list[str]] = {}
-    for source, target in registry.models:
+    for source, target in registry.routes:
         targets.setdefault(source, []).append(target)
     return [LibreTranslateLanguage(code=code, name=language_name(code), targets=sorted(tgts))
             for code, tgts in targets.items()]

@@ -1,7 +1,9 @@
 """Model folders by language pair: every folder with a config.json under models_dir is loaded once.
 
 Each loaded model gets a Translator and its own MicroBatcher (one decoding thread per model). BLEU for
-/languages comes from the folder's metrics.json ("test_bleu") when present.
+/languages comes from the folder's metrics.json ("test_bleu") when present. A pair without a model of its own
+is served through English when models X->en and en->Y are loaded (a `Route` of two legs). The language
+detector is built once, over the languages the models translate from.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.batcher import MicroBatcher
+from app.detect import LanguageDetector
 from app.errors import ApiError
 from app.metrics import Metrics
 from app.schemas import LanguagePair, ModelInfo
@@ -65,6 +68,38 @@ class LoadedModel:
                             architecture=info.architecture, parameters=info.parameters, bleu=self.bleu)
 
 
+@dataclass(frozen=True)
+class Route:
+    """How a pair is served: one model, or two through a pivot language (X -> en -> Y)."""
+
+    legs: tuple[LoadedModel, ...]
+
+    @property
+    def source(self) -> str:
+        return self.legs[0].info.source
+
+    @property
+    def target(self) -> str:
+        return self.legs[-1].info.target
+
+    @property
+    def pivot(self) -> str | None:
+        return self.legs[0].info.target if len(self.legs) > 1 else None
+
+    @property
+    def model_names(self) -> list[str]:
+        return [leg.name for leg in self.legs]
+
+    def language_pair(self) -> LanguagePair:
+        if self.pivot is None:
+            return self.legs[0].language_pair()
+        first, second = self.legs
+        return LanguagePair(source=self.source, target=self.target, model=" + ".join(self.model_names),
+                            architecture=first.info.architecture,
+                            parameters=first.info.parameters + second.info.parameters, bleu=None,
+                            pivot=self.pivot, models=self.model_names)
+
+
 def search_config(translator: Translator, options: DecodeOptions) -> SearchConfig:
     """The model's decoding defaults with the request's options."""
     limits = {} if options.max_length is None else {"max_len_a": 0.0, "max_len_b": options.max_length + 1}
@@ -96,6 +131,8 @@ class ModelRegistry:
         self.settings = settings
         self.metrics = metrics
         self.models: dict[tuple[str, str], LoadedModel] = {}
+        self.routes: dict[tuple[str, str], Route] = {}
+        self.detector: LanguageDetector | None = None
         self.loaded = False
 
     def load(self) -> None:
@@ -122,6 +159,11 @@ class ModelRegistry:
             self.models[pair] = self._serve(bundle, read_bleu(folder))
             log.info("loaded %s (%s-%s, %d parameters) on %s", bundle.name, *pair,
                      bundle.model.num_parameters(), device)
+        self.routes = plan_routes(self.models)
+        sources = sorted({source for source, _ in self.models})
+        if sources:
+            self.detector = LanguageDetector(sources)
+            log.info("language detection among %s", ", ".join(self.detector.languages))
         self.metrics.models.set(value=len(self.models))
         self.loaded = True
 
@@ -146,14 +188,18 @@ class ModelRegistry:
                          architecture=bundle.model.config.to_dict(), parameters=bundle.model.num_parameters())
         return LoadedModel(bundle, translator, batcher, bleu, info)
 
-    def get(self, source: str, target: str) -> LoadedModel:
-        """The model for a pair, or a 400 that lists the pairs available."""
-        model = self.models.get((source, target))
-        if model is None:
-            available = ", ".join(f"{s}-{t}" for s, t in self.models) or "none (no model is loaded)"
-            raise ApiError(400, "unsupported_pair", f"no model translates {source!r} -> {target!r}; "
+    def model_named(self, name: str) -> LoadedModel:
+        return next(model for model in self.models.values() if model.name == name)
+
+    def route(self, source: str, target: str, detected: bool = False) -> Route:
+        """How to translate a pair (directly or through English), or a 400 that lists the pairs available."""
+        route = self.routes.get((source, target))
+        if route is None:
+            available = ", ".join(f"{s}-{t}" for s, t in self.routes) or "none (no model is loaded)"
+            what = f"the text was detected as {language_name(source)} ({source!r}), but" if detected else "but"
+            raise ApiError(400, "unsupported_pair", f"{what} no model translates {source!r} -> {target!r}; "
                            f"available pairs: {available}")
-        return model
+        return route
 
     def update_queue_metrics(self) -> None:
         for model in self.models.values():
@@ -163,3 +209,15 @@ class ModelRegistry:
         for model in self.models.values():
             model.batcher.close()
         self.models.clear()
+
+
+def plan_routes(models: dict[tuple[str, str], LoadedModel], pivot: str = "en") -> dict[tuple[str, str], Route]:
+    """Every pair the models serve: their own pairs, then X -> pivot -> Y for the pairs none serves directly."""
+    routes = {pair: Route((model,)) for pair, model in models.items()}
+    for (source, middle), first in models.items():
+        if middle != pivot:
+            continue
+        for (start, target), second in models.items():
+            if start == pivot and target != source and (source, target) not in routes:
+                routes[(source, target)] = Route((first, second))
+    return routes

@@ -37,7 +37,8 @@ class TranslateRequest(BaseModel):
     ]})
 
     text: str | list[str] = Field(description="a text, or a list of texts translated as one batch")
-    source: str = Field(min_length=1, max_length=20, description="source language code", examples=["en"])
+    source: str = Field(min_length=1, max_length=20, description="source language code, or 'auto' to detect "
+                        "the language of each text", examples=["en", "auto"])
     target: str = Field(min_length=1, max_length=20, description="target language code", examples=["de"])
     beam_size: int = Field(5, ge=1, le=MAX_BEAM, description="1 = greedy search")
     n_best: int = Field(1, ge=1, le=MAX_BEAM, description="alternatives per text (at most beam_size)")
@@ -76,12 +77,32 @@ class Alternative(BaseModel):
     attention: list[SentenceAttention] | None = Field(None, description="one per sentence (when return_attention)")
 
 
+class DetectedLanguage(BaseModel):
+    """A language detection (lingua): confidence is the detector's probability among the served languages."""
+
+    language: str = Field(examples=["de"])
+    confidence: float = Field(ge=0.0, le=1.0, examples=[0.97])
+    reliable: bool = Field(description="false for inputs too short or too ambiguous to trust")
+
+
+class PivotStep(BaseModel):
+    """The intermediate translation of a pair served through a pivot language (X -> en -> Y)."""
+
+    language: str = Field(examples=["en"])
+    text: str = Field(description="the first model's best translation, which the second model translated")
+    attention: list[SentenceAttention] | None = Field(None, description="the first leg's attention, one per "
+                                                      "sentence (when return_attention)")
+
+
 class TranslationItem(BaseModel):
     """The translation of one input text; alternatives[0].text == text."""
 
     text: str
     score: float | None = None
     alternatives: list[Alternative]
+    models: list[str] = Field(default_factory=list, description="the models used, in order (two through a pivot)")
+    pivot: PivotStep | None = None
+    detected_language: DetectedLanguage | None = Field(None, description="with source 'auto'")
 
 
 class ModelInfo(BaseModel):
@@ -120,11 +141,32 @@ class LanguagePair(BaseModel):
     architecture: dict[str, Any]
     parameters: int
     bleu: float | None = Field(None, description="test BLEU from the model folder's metrics.json")
+    pivot: str | None = Field(None, description="the language translated through, when no model serves the pair")
+    models: list[str] = Field(default_factory=list, description="the models used, in order")
 
 
 class LanguagesResponse(BaseModel):
     languages: list[Language]
     pairs: list[LanguagePair]
+
+
+class DetectRequest(BaseModel):
+    """POST /detect: one text or a list of texts, each detected on its own."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Ein Mann fährt Fahrrad."}]})
+
+    text: str | list[str]
+
+    _check_text = field_validator("text", mode="before")(text_or_texts)
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+
+class DetectResponse(BaseModel):
+    detections: list[list[DetectedLanguage]] = Field(description="per text, the candidate languages, best first "
+                                                     "(empty when a text has no letters)")
 
 
 class HealthResponse(BaseModel):
@@ -168,7 +210,19 @@ class LibreTranslateRequest(BaseModel):
 class LibreTranslateResponse(BaseModel):
     translatedText: str | list[str]  # LibreTranslate's field names
     alternatives: list[str] | list[list[str]] | None = None
-    detectedLanguage: dict[str, Any] | None = None
+    detectedLanguage: dict[str, Any] | list[dict[str, Any]] | None = None
+
+
+class LibreTranslateDetection(BaseModel):
+    """One entry of LibreTranslate's POST /detect answer (confidence in percent, as LibreTranslate gives it)."""
+
+    language: str
+    confidence: float
+
+
+class LibreTranslateDetectRequest(BaseModel):
+    q: str
+    api_key: str | None = None
 
 
 class LibreTranslateFrontendSettings(BaseModel):

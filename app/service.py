@@ -1,20 +1,25 @@
-"""Texts in, TranslationItems out: limits, sentence splitting, the cache, the batcher, and reassembly.
+"""Texts in, TranslationItems out: limits, language detection, sentence splitting, the cache, the batcher,
+pivoting and reassembly.
 
 Every sentence of every text of a request goes to the model's batcher in one submission (so a request's
 sentences are decoded together with those of concurrent requests); cached sentences skip decoding. Each
 text is rebuilt from its sentences' translations with its original whitespace; alternative k of a text
-joins the k-th hypothesis of each of its sentences, its score is their sum.
+joins the k-th hypothesis of each of its sentences, its score is their sum. A pivoted pair (X -> en -> Y)
+translates the texts with the first model (its best hypothesis, same beam size), then that English with the
+second; the item keeps the English and the first leg's attention in `pivot`. With source "auto" each text is
+detected on its own and the texts are translated in groups by detected language.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from app.cache import LRUCache
 from app.errors import ApiError
 from app.metrics import Metrics
-from app.registry import DecodeOptions, LoadedModel, ModelRegistry
-from app.schemas import Alternative, SentenceAttention, TranslationItem
+from app.registry import DecodeOptions, LoadedModel, ModelRegistry, Route
+from app.schemas import Alternative, DetectedLanguage, PivotStep, SentenceAttention, TranslationItem
 from app.segment import Segmented, split
 from app.settings import Settings
 from model.translator import Translation, TranslationHypothesis
@@ -67,6 +72,16 @@ def assemble(segmented: Segmented, translations: list[Translation], n_best: int,
     return TranslationItem(text=alternatives[0].text, score=alternatives[0].score, alternatives=alternatives)
 
 
+def check_detected(texts: list[str], detections: list[DetectedLanguage | None]) -> list[DetectedLanguage]:
+    """A 400 for a text whose language could not be detected (no letters of any served language)."""
+    for i, found in enumerate(detections):
+        if found is None:
+            where = "text" if len(texts) == 1 else f"text[{i}]"
+            raise ApiError(400, "language_not_detected", f"the language of {where} could not be detected (it has "
+                           "no letters of a served language); pass the source language")
+    return detections  # type: ignore[return-value]
+
+
 class TranslationService:
     """The translation path shared by the native and the LibreTranslate routes."""
 
@@ -76,18 +91,57 @@ class TranslationService:
         self.metrics = metrics
         self.cache: LRUCache[Translation] = LRUCache(settings.cache_size)
 
-    async def translate(self, texts: list[str], model: LoadedModel, options: DecodeOptions,
+    async def detect(self, texts: list[str]) -> list[DetectedLanguage | None]:
+        """The most likely served source language of each text (None when a text has no letters)."""
+        detector = self.registry.detector
+        if detector is None:
+            raise ApiError(503, "not_ready", "no translation model is loaded, so no language can be detected",
+                           {"Retry-After": "30"})
+        found = await asyncio.to_thread(detector.detect_batch, texts)
+        return [None if d is None else DetectedLanguage(language=d.language, confidence=round(d.confidence, 4),
+                                                        reliable=d.reliable) for d in found]
+
+    async def translate_auto(self, texts: list[str], target: str, options: DecodeOptions,
+                             return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
+        """Detect each text's language, then translate the texts of each language along its route."""
+        detections = check_detected(texts, await self.detect(texts))
+        groups: dict[str, list[int]] = {}
+        for i, found in enumerate(detections):
+            groups.setdefault(found.language, []).append(i)
+        routes = {lang: self.registry.route(lang, target, detected=True) for lang in groups}
+        results = await asyncio.gather(*(self.translate([texts[i] for i in indices], routes[lang], options,
+                                                        return_scores, client) for lang, indices in groups.items()))
+        items: list[TranslationItem | None] = [None] * len(texts)
+        for indices, translated in zip(groups.values(), results):
+            for i, item in zip(indices, translated):
+                items[i] = item.model_copy(update={"detected_language": detections[i]})
+        return items  # type: ignore[return-value]
+
+    async def translate(self, texts: list[str], route: Route, options: DecodeOptions,
                         return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
-        """Translate texts (already checked) with one model for a client (fair queuing); one TranslationItem
-        per text."""
-        segmented = [split(text) for text in texts]
+        """Translate texts (already checked) along a route, for a client (fair queuing); one item per text."""
+        if route.pivot is None:
+            return await self.translate_with(texts, route.legs[0], options, return_scores, client)
+        first, second = route.legs
+        to_pivot = DecodeOptions(beam_size=options.beam_size, n_best=1, return_attention=options.return_attention,
+                                 max_length=options.max_length)
+        middle = await self.translate_with(texts, first, to_pivot, False, client)
+        final = await self.translate_with([item.text for item in middle], second, options, return_scores, client)
+        return [item.model_copy(update={"models": route.model_names, "pivot": PivotStep(
+            language=route.pivot, text=step.text, attention=step.alternatives[0].attention)})
+            for step, item in zip(middle, final)]
+
+    async def translate_with(self, texts: list[str], model: LoadedModel, options: DecodeOptions,
+                             return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
+        """Translate texts with one model."""
+        segmented = [split(text, model.info.source) for text in texts]
         sentences = [s for seg in segmented for s in seg.sentences]
         found = await self.translate_sentences(sentences, model, options, client)
         items, pos = [], 0
         for seg in segmented:
             count = len(seg.sentences)
-            items.append(assemble(seg, found[pos: pos + count], options.n_best, return_scores,
-                                  options.return_attention))
+            item = assemble(seg, found[pos: pos + count], options.n_best, return_scores, options.return_attention)
+            items.append(item.model_copy(update={"models": [model.name]}))
             pos += count
         return items
 

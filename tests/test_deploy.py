@@ -6,6 +6,8 @@
   (check_jsonschema/builtin_schemas/vendor/compose-spec.json, from github.com/compose-spec/compose-spec).
 - deploy/k8s/*.yaml: validated (strict: unknown fields are errors) against the Kubernetes JSON schemas generated
   from the Kubernetes OpenAPI spec, which kubernetes-validate ships for every minor version it supports.
+- Both: replicas share quotas through Redis and keys through one writable volume, and every RNNMT_* variable that
+  deploy/ names is a setting of app/settings.py (or, in compose.yaml only, a variable of the compose file itself).
 - RNNMT_SLOW_TESTS=1 also replays docker/install.sh in a fresh venv (a minute or two, needs the package index).
 """
 
@@ -21,7 +23,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -33,6 +36,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 INSTALL_SCRIPT = ROOT / "docker" / "install.sh"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 K8S = ROOT / "deploy" / "k8s"
+DEPLOY = ROOT / "deploy"
 SERVE_CMD = ["rnnmt", "serve", "--host", "0.0.0.0", "--port", "8000"]
 SECRETISH = re.compile(r"(?i)(token|secret|passw|api[_-]?key|credential|private[_-]?key)")
 CA_OR_BUILD_ONLY = re.compile(r"(?i)(/etc/ssl|ca-certificates|\.pem\b|\.crt\b|pip\.conf|\.netrc|/opt/wheels|"
@@ -269,6 +273,53 @@ def test_compose_service_scales_and_is_bounded() -> None:
     assert models["read_only"] is True and models["type"] in {"bind", "volume"}
 
 
+def setting_names() -> set[str]:
+    from app.settings import Settings
+
+    return {f"RNNMT_{name.upper()}" for name in Settings.model_fields}
+
+
+def image_user() -> str:
+    """The USER of the image, uid:gid."""
+    return only(final_stage(), "USER")["value"]
+
+
+def test_compose_replicas_share_quotas_through_a_private_healthy_redis() -> None:
+    services = compose()["services"]
+    rnnmt = services["rnnmt"]
+    storage = urlsplit(rnnmt["environment"]["RNNMT_LIMITS_STORAGE"])
+    assert storage.scheme == "redis" and storage.hostname in services, "a service of this file, by its name"
+    assert storage.port in (None, 6379)
+    redis = services[storage.hostname]
+    assert redis["image"].startswith("redis:")
+    assert "ports" not in redis, "Redis has no password: it stays on the project's network, off the host"
+    assert rnnmt["depends_on"][storage.hostname]["condition"] == "service_healthy"
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    command = redis["command"]
+    assert command[0] == "redis-server" and "--port" not in command
+    assert command[command.index("--save") + 1] == "" and command[command.index("--appendonly") + 1] == "no", \
+        "counters only: no persistence"
+    assert redis["read_only"] is True and redis["cap_drop"] == ["ALL"]
+
+
+def test_compose_keys_file_is_on_a_volume_the_service_user_can_write() -> None:
+    spec = compose()
+    services = spec["services"]
+    rnnmt = services["rnnmt"]
+    assert rnnmt["read_only"] is True, "the root file system stays read-only: the keys file lives on a volume"
+    keys_dir = str(PurePosixPath(rnnmt["environment"]["RNNMT_KEYS_DB"]).parent)
+    keys = {v["target"]: v for v in rnnmt["volumes"]}[keys_dir]
+    assert keys["type"] == "volume" and keys["source"] in spec["volumes"], "one named volume for every replica"
+    assert not keys.get("read_only"), "`docker compose exec rnnmt rnnmt keys add` writes the file there"
+    # A new named volume belongs to root: a one-shot service hands it to the image's user before the replicas start.
+    (init_name,) = [name for name, dep in rnnmt["depends_on"].items()
+                    if dep["condition"] == "service_completed_successfully"]
+    init = services[init_name]
+    assert init["entrypoint"] == ["chown", image_user(), keys_dir]
+    assert [v["source"] for v in init["volumes"] if v["target"] == keys_dir] == [keys["source"]]
+    assert init["cap_drop"] == ["ALL"] and init["cap_add"] == ["CHOWN"] and init["network_mode"] == "none"
+
+
 # ---------------------------------------------------------------- Kubernetes
 
 def k8s_documents() -> list[tuple[str, dict]]:
@@ -278,8 +329,8 @@ def k8s_documents() -> list[tuple[str, dict]]:
     return docs
 
 
-def k8s_kind(kind: str) -> dict:
-    (doc,) = [d for _, d in k8s_documents() if d["kind"] == kind]
+def k8s_kind(kind: str, name: str = "rnnmt") -> dict:
+    (doc,) = [d for _, d in k8s_documents() if d["kind"] == kind and d["metadata"]["name"] == name]
     return doc
 
 
@@ -293,7 +344,10 @@ def test_k8s_manifests_match_the_kubernetes_schemas(version: str) -> None:
 
     version = latest_version() if version == "latest" else version
     docs = k8s_documents()
-    assert {d["kind"] for _, d in docs} >= {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert {d["kind"] for _, d in docs} >= {"Deployment", "Service", "HorizontalPodAutoscaler",
+                                            "PersistentVolumeClaim", "NetworkPolicy"}
+    names = [(d["kind"], d["metadata"]["name"]) for _, d in docs]
+    assert len(names) == len(set(names)), "one object per kind and name"
     for name, doc in docs:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -369,6 +423,88 @@ def test_deployment_probes_resources_and_user() -> None:
     assert pod_security["runAsNonRoot"] is True
     assert str(pod_security["runAsUser"]) == only(final_stage(), "USER")["value"].split(":")[0]
     assert "command" not in c and "args" not in c, "the image's CMD serves; settings come from env"
+
+
+def env_of(c: dict) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_k8s_replicas_share_quotas_through_redis() -> None:
+    storage = urlsplit(env_of(container())["RNNMT_LIMITS_STORAGE"])
+    assert storage.scheme == "redis", "memory:// would count per pod"
+    service = k8s_kind("Service", storage.hostname)
+    (port,) = service["spec"]["ports"]
+    assert (storage.port or 6379) == port["port"]
+    redis = k8s_kind("Deployment", storage.hostname)
+    redis_labels = redis["spec"]["template"]["metadata"]["labels"]
+    assert selects(redis["spec"]["selector"]["matchLabels"], redis_labels)
+    assert selects(service["spec"]["selector"], redis_labels) and not selects(service["spec"]["selector"], pod_labels())
+    for selector in (k8s_kind("Service")["spec"]["selector"], k8s_kind("Deployment")["spec"]["selector"]["matchLabels"],
+                     k8s_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"]):
+        assert not selects(selector, redis_labels), "the rnnmt Service, Deployment and PDB leave the Redis pod alone"
+    assert redis["spec"]["replicas"] == 1, "one counter store"
+    (c,) = redis["spec"]["template"]["spec"]["containers"]
+    assert c["image"].startswith("redis:")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports.get(port["targetPort"], port["targetPort"]) == 6379
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["exec"]["command"] == ["redis-cli", "ping"]
+    args = c["args"]
+    assert args[args.index("--save") + 1] == "" and args[args.index("--appendonly") + 1] == "no", "no persistence"
+    assert redis["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    # Redis has no password: only the rnnmt pods may reach it.
+    policy = k8s_kind("NetworkPolicy", storage.hostname)
+    assert selects(policy["spec"]["podSelector"]["matchLabels"], redis_labels)
+    (rule,) = policy["spec"]["ingress"]
+    assert [selects(peer["podSelector"]["matchLabels"], pod_labels()) for peer in rule["from"]] == [True]
+    assert [p["port"] for p in rule["ports"]] == [6379]
+
+
+def test_k8s_pods_share_the_keys_file_on_a_read_write_many_volume() -> None:
+    c = container()
+    keys_dir = str(PurePosixPath(env_of(c)["RNNMT_KEYS_DB"]).parent)
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == keys_dir]
+    assert not mount.get("readOnly"), "`kubectl exec deploy/rnnmt -- rnnmt keys add` writes the file there"
+    pod = k8s_kind("Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = k8s_kind("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "pods on different nodes mount the same file"
+    assert str(pod["securityContext"]["fsGroup"]) == image_user().split(":")[1], "the volume is the user's group's"
+
+
+def test_k8s_service_links_add_no_rnnmt_variables() -> None:
+    """Kubernetes gives every pod <SERVICE>_SERVICE_HOST, <SERVICE>_PORT, ... for each Service of the namespace:
+    for Services named rnnmt* those are RNNMT_* variables, which the settings would read."""
+    services = [d["metadata"]["name"] for _, d in k8s_documents() if d["kind"] == "Service"]
+    assert any(name.upper().replace("-", "_").startswith("RNNMT") for name in services)
+    for _, doc in k8s_documents():
+        if doc["kind"] == "Deployment":
+            assert doc["spec"]["template"]["spec"]["enableServiceLinks"] is False, doc["metadata"]["name"]
+
+
+# ---------------------------------------------------------------- every file of deploy/
+
+RNNMT_NAME = re.compile(r"\bRNNMT_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def test_deploy_names_only_existing_settings() -> None:
+    """A renamed or misspelt setting is silently ignored by the service (extra="ignore"): catch it here."""
+    settings = setting_names()
+    assert "RNNMT_KEYS_DB" in settings
+    # compose.yaml's own variables (host ports, image, models folder), which the README may name too.
+    compose_only = set(re.findall(r"\$\{(RNNMT_[A-Z0-9_]+)", COMPOSE.read_text())) - settings
+    assert compose_only and not compose_only & set(compose()["services"]["rnnmt"]["environment"])
+    files = sorted(p for p in DEPLOY.rglob("*") if p.is_file())
+    assert COMPOSE in files and (DEPLOY / "README.md") in files
+    for path in files:
+        allowed = settings | compose_only if path in (COMPOSE, DEPLOY / "README.md") else settings
+        unknown = set(RNNMT_NAME.findall(path.read_text())) - allowed
+        assert not unknown, f"{path.relative_to(ROOT)} names {sorted(unknown)}, which app/settings.py does not have"
 
 
 # ---------------------------------------------------------------- the install recipe, for real (slow)
