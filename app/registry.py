@@ -196,8 +196,8 @@ class ModelRegistry:
         route = self.routes.get((source, target))
         if route is None:
             available = ", ".join(f"{s}-{t}" for s, t in self.routes) or "none (no model is loaded)"
-            what = f"the text was detected as {language_name(source)} ({source!r}), but" if detected else "but"
-            raise ApiError(400, "unsupported_pair", f"{what} no model translates {source!r} -> {target!r}; "
+            what = f"the text was detected as {language_name(source)} ({source!r}), but " if detected else ""
+            raise ApiError(400, "unsupported_pair", f"{what}no model translates {source!r} -> {target!r}; "
                            f"available pairs: {available}")
         return route
 

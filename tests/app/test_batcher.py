@@ -229,3 +229,54 @@ def test_regrouping_keeps_concurrent_clients_in_one_batch(regroup_s: float, expe
         batcher.close()
     sizes = [len(sentences) for sentences, _ in decode.calls]
     assert sizes[2:5] == [expected] * 3, sizes
+
+
+def test_fair_queuing_serves_a_single_sentence_client_in_the_next_small_batch() -> None:
+    """A flood of 40 sentences from one client and then one sentence from another: the batch in flight is the
+    flood's own (all of it, nobody else waited), the next batch takes the other client's sentence first and
+    holds at most shared_batch_sentences, and the flood still completes."""
+    decode = Recorder(block=True)
+    batcher = make(decode, max_wait_s=0.0, shared_batch_sentences=4, max_batch_sentences=16)
+
+    async def main() -> tuple[list[str], list[list[str]]]:
+        first = asyncio.ensure_future(batcher.submit([f"a{i}" for i in range(16)], "o", 10.0, client="flood"))
+        await asyncio.to_thread(decode.started.wait, 5)  # the first flood batch is being decoded
+        flood = [asyncio.ensure_future(batcher.submit([f"f{r}-{i}" for i in range(8)], "o", 10.0, client="flood"))
+                 for r in range(3)]
+        single = asyncio.ensure_future(batcher.submit(["x"], "o", 10.0, client="single"))
+        await asyncio.sleep(0.05)
+        decode.release.set()
+        return await single, await asyncio.gather(first, *flood)
+
+    try:
+        single, flood = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert single == ["X/o"] and sum(len(r) for r in flood) == 40
+    sizes = [len(sentences) for sentences, _ in decode.calls]
+    assert decode.calls[1][0][0] == "x" and sizes[:2] == [16, 4]  # shared while "single" waited
+    assert max(sizes[2:]) == 16  # the flood alone again: full batches
+
+
+def test_round_robin_between_clients_and_a_queue_share_per_client() -> None:
+    decode = Recorder(block=True)
+    batcher = make(decode, max_wait_s=0.0, max_queue=100, max_queue_per_client=6, shared_batch_sentences=4)
+
+    async def main() -> None:
+        warm = asyncio.ensure_future(batcher.submit(["w"], "o", 10.0, client="c"))
+        await asyncio.to_thread(decode.started.wait, 5)
+        a = asyncio.ensure_future(batcher.submit([f"a{i}" for i in range(6)], "o", 10.0, client="a"))
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError, match="per client"):
+            await batcher.submit(["a-more"], "o", 10.0, client="a")
+        b = asyncio.ensure_future(batcher.submit(["b0", "b1"], "o", 10.0, client="b"))
+        await asyncio.sleep(0.01)
+        decode.release.set()
+        await asyncio.gather(warm, a, b)
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    assert decode.calls[1][0] == ["a0", "b0", "a1", "b1"]  # in turn, each client's oldest first
+    assert decode.calls[2][0] == ["a2", "a3", "a4", "a5"][: len(decode.calls[2][0])]

@@ -1,13 +1,20 @@
 """The web page in a real headless Chromium against a real uvicorn: translate, compare with the API,
-check the heatmap, and show an API error. A screenshot is saved to test-artifacts/browser.png."""
+check the heatmap, detect the source language, translate through a pivot, and show an API error.
+Screenshots are saved to test-artifacts/browser*.png."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from app.bench_serve import running_server
+from tests.app.conftest import SERVER_ENV, wait_ready
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -16,17 +23,40 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.fixture(scope="module")
-def page(server_url: str):
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium here (make test installs Debian's chromium when apt and root are available)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.goto(server_url + "/")
-        page.wait_for_function("document.querySelectorAll('#target option').length > 0")
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(url + "/")
+    page.wait_for_function("document.querySelectorAll('#target option').length > 0")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, server_url: str):
+    page = open_page(browser, server_url)
+    yield page
+    page.close()
+
+
+def screenshot(page, name: str, full_page: bool = True) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
+
+
+def translate(page, text: str) -> None:
+    """Type a text, translate it, and wait until the request has finished."""
+    page.fill("#text", text)
+    page.click("#translate")
+    page.wait_for_function("!document.getElementById('translate').disabled")
 
 
 def test_translate_in_the_browser_matches_the_api(page, server_url: str) -> None:
@@ -46,15 +76,89 @@ def test_translate_in_the_browser_matches_the_api(page, server_url: str) -> None
     assert page.locator("#heatmap tr.att-row").count() == len(attention["target_pieces"])
     assert page.locator("#heatmap thead th").count() == len(attention["source_pieces"]) + 1
     assert page.locator("#alternatives li").count() == 2
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+    assert page.is_hidden("#detected") and page.is_hidden("#pivot")
+    assert "tiny-en-de" in page.inner_text("#timing")
+    screenshot(page, "browser.png")
+
+
+def test_detect_language_in_the_browser(page, server_url: str) -> None:
+    first = page.locator("#source option").first
+    assert first.get_attribute("value") == "auto" and first.inner_text() == "Detect language"
+    page.select_option("#source", "auto")
+    assert page.locator("#target option").evaluate_all("options => options.map(o => o.value)") == ["de"]
+    page.select_option("#target", "de")
+    page.fill("#beam", "3")
+    page.fill("#nbest", "2")
+    translate(page, "one two three")
+    assert page.is_hidden("#error")
+    api = httpx.post(f"{server_url}/translate", timeout=60, json={
+        "text": "one two three", "source": "auto", "target": "de", "beam_size": 3, "n_best": 2,
+        "return_scores": True, "return_attention": True}).json()
+    item = api["translations"][0]
+    assert page.inner_text("#output") == item["text"] and item["text"]
+    detected = page.inner_text("#detected")
+    percent = round(item["detected_language"]["confidence"] * 100)
+    assert "English" in detected and "(en)" in detected and f"{percent}%" in detected
+    assert re.search(r"\d+%", detected)
+    assert ("not sure" in detected) == (not item["detected_language"]["reliable"])
+    assert page.locator("#heatmap tr.att-row").count() > 0
+    screenshot(page, "browser-detect.png")
+
+    translate(page, "on")  # too few letters to trust the detection
+    found = httpx.post(f"{server_url}/detect", timeout=60, json={"text": "on"}).json()["detections"][0][0]
+    assert not found["reliable"]
+    assert "(not sure)" in page.inner_text("#detected")
+    assert "unsure" in (page.get_attribute("#detected", "class") or "")
+    screenshot(page, "browser-detect-unsure.png", full_page=False)
 
 
 def test_api_errors_are_shown(page) -> None:
-    page.fill("#text", "three " * 2000)  # over the 5000-character limit
-    page.click("#translate")
+    page.select_option("#source", "en")
+    translate(page, "three " * 2000)  # over the 5000-character limit
     page.wait_for_selector("#error:not([hidden])")
     message = page.inner_text("#error")
-    assert "413" in message and "character" in message.lower()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "browser-error.png"))
+    assert "12000 characters" in message and "limit is 5000" in message
+    assert page.inner_text("#output") == "" and page.is_hidden("#detected")
+    screenshot(page, "browser-error.png", full_page=False)
+
+
+@pytest.fixture(scope="module")
+def pivot_url(served_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server with the tiny en->de model and a copy of it relabelled fr->en: fr->de goes through English."""
+    root = tmp_path_factory.mktemp("pivot-models")
+    shutil.copytree(served_models_dir / "tiny-en-de", root / "tiny-en-de")
+    relabelled = root / "tiny-fr-en"
+    shutil.copytree(served_models_dir / "tiny-en-de", relabelled)
+    config = json.loads((relabelled / "config.json").read_text())
+    (relabelled / "config.json").write_text(json.dumps({**config, "source_lang": "fr", "target_lang": "en"}))
+    with running_server(root, SERVER_ENV, log_file=root / "serve.log") as url:
+        wait_ready(url)
+        yield url
+
+
+def test_pivoted_pair_in_the_browser(browser, pivot_url: str) -> None:
+    page = open_page(browser, pivot_url)
+    page.select_option("#source", "fr")
+    labels = page.locator("#target option").evaluate_all("options => options.map(o => [o.value, o.text])")
+    assert labels == [["en", "English"], ["de", "German (via English)"]]
+    page.select_option("#target", "de")
+    assert "through English" in page.inner_text("#route")
+    page.fill("#beam", "3")
+    page.fill("#nbest", "2")
+    translate(page, "one two")
+    assert page.is_hidden("#error")
+    item = httpx.post(f"{pivot_url}/translate", timeout=60, json={
+        "text": "one two", "source": "fr", "target": "de", "beam_size": 3, "n_best": 2,
+        "return_scores": True, "return_attention": True}).json()["translations"][0]
+    assert item["pivot"]["language"] == "en" and item["models"] == ["tiny-fr-en", "tiny-en-de"]
+    assert page.inner_text("#output") == item["text"]
+    assert page.is_visible("#pivot") and page.inner_text("#pivot-text") == item["pivot"]["text"]
+    assert "tiny-fr-en → tiny-en-de" in page.inner_text("#timing")
+    captions = page.locator("#heatmap figcaption").all_inner_texts()
+    assert len(captions) == 2 and "French → English" in captions[0] and "English → German" in captions[1]
+    first, second = item["pivot"]["attention"][0], item["alternatives"][0]["attention"][0]
+    rows = page.locator("#heatmap figure").evaluate_all(
+        "figures => figures.map(f => f.querySelectorAll('tr.att-row').length)")
+    assert rows == [len(first["target_pieces"]), len(second["target_pieces"])]
+    screenshot(page, "browser-pivot.png")
+    page.close()
