@@ -46,6 +46,10 @@ clean:
 release-models: install
 	scripts/release-model.sh en-de
 	scripts/release-model.sh de-en
+	scripts/release-model.sh en-fr
+	scripts/release-model.sh fr-en
+	scripts/release-model.sh en-cs
+	scripts/release-model.sh cs-en
 
 # Build the image and run it with podman (no Docker engine needed; minutes, root, apt): /health, then a POST
 # /translate en->de, which needs an en->de model in released-models/. Not part of `make test`.
