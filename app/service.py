@@ -13,8 +13,10 @@ detected on its own and the texts are translated in groups by detected language.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
+from app.alignment import Alignment, align_sentence, compose, concatenate
 from app.cache import LRUCache
 from app.errors import ApiError
 from app.metrics import Metrics
@@ -130,6 +132,33 @@ class TranslationService:
         return [item.model_copy(update={"models": route.model_names, "pivot": PivotStep(
             language=route.pivot, text=step.text, attention=step.alternatives[0].attention)})
             for step, item in zip(middle, final)]
+
+    async def translate_aligned(self, texts: list[str], route: Route, options: DecodeOptions,
+                                client: str | None = None) -> list[Alignment]:
+        """Each text's best translation with its word alignment from attention (markup, placeholders and
+        glossaries put things back through it); a pivoted route composes its legs' alignments."""
+        options = dataclasses.replace(options, n_best=1, return_attention=True)
+        aligned: list[Alignment] | None = None
+        for leg in route.legs:
+            step = await self._aligned_with([a.target for a in aligned] if aligned else texts, leg, options, client)
+            aligned = step if aligned is None else [compose(a, b) for a, b in zip(aligned, step)]
+        return aligned or []
+
+    async def _aligned_with(self, texts: list[str], model: LoadedModel, options: DecodeOptions,
+                            client: str | None) -> list[Alignment]:
+        segmented = [split(text, model.info.source) for text in texts]
+        sentences = [s for seg in segmented for s in seg.sentences]
+        found = iter(await self.translate_sentences(sentences, model, options, client))
+        out = []
+        for seg in segmented:
+            parts = []
+            for sentence in seg.sentences:
+                translation = next(found)
+                hyp = translation.hypotheses[0] if translation.hypotheses else EMPTY
+                parts.append(align_sentence(sentence, translation.src_pieces, hyp.text, hyp.tgt_pieces,
+                                            hyp.attention or []))
+            out.append(concatenate(parts, seg.gaps, seg.gaps))
+        return out
 
     async def translate_with(self, texts: list[str], model: LoadedModel, options: DecodeOptions,
                              return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
