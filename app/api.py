@@ -34,7 +34,7 @@ from app.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
-from app.service import check_texts
+from app.service import Content, check_texts
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,11 @@ async def translate(body: TranslateRequest, request: Request, response: Response
     options = DecodeOptions(beam_size=body.beam_size, n_best=body.n_best, return_attention=body.return_attention,
                             max_length=body.max_length)
     response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
+    content = Content(body.format, body.glossary, body.do_not_translate)
     if route is None:
-        work = service.translate_auto(texts, body.target, options, body.return_scores, caller.client)
+        work = service.translate_auto(texts, body.target, options, content, body.return_scores, caller.client)
     else:
-        work = service.translate(texts, route, options, body.return_scores, caller.client)
+        work = service.translate_content(texts, route, options, content, body.return_scores, caller.client)
     items = await unless_disconnected(request, work)
     return TranslateResponse(translations=items, model=registry.model_named(items[0].models[-1]).info,
                              timing_ms=round((time.perf_counter() - start) * 1000.0, 2))

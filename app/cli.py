@@ -293,6 +293,73 @@ def cmd_keys(args: argparse.Namespace) -> None:
     print(key)
 
 
+def cmd_translate_file(args: argparse.Namespace) -> None:
+    """Translate one document (.txt, .srt, .html, .md, .docx) in-process, as POST /translate_file does."""
+    import asyncio
+    import os
+    import tempfile
+
+    from tqdm import tqdm
+
+    from app.documents import Translators, open_document, translate_units
+    from app.errors import ApiError
+    from app.metrics import Metrics
+    from app.registry import DecodeOptions, ModelRegistry
+    from app.service import TranslationService, check_detected
+    from app.settings import Settings
+    from model.errors import InputError
+
+    source_path, out_path = Path(args.input), Path(args.output)
+    try:
+        data = source_path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source_path}: {exc.strerror or exc}") from None
+    try:
+        document = open_document(data, source_path.name)  # no size limits on the command line
+    except ApiError as exc:
+        raise InputError(exc.message) from None
+    _check_settings()
+    overrides = {"request_timeout_s": 24 * 3600.0}  # a long document on a slow CPU is not a stuck request
+    if args.models_dir:
+        overrides["models_dir"] = Path(args.models_dir)
+    if args.device:
+        overrides["device"] = args.device
+    settings = Settings(**overrides)
+    metrics = Metrics()
+    registry = ModelRegistry(settings, metrics)
+    registry.load()
+    service = TranslationService(registry, settings, metrics)
+
+    async def translate() -> bytes:
+        source = args.source
+        if source == "auto" and document.units:
+            sample = document.sample()
+            source = check_detected([sample], await service.detect([sample]))[0].language
+            print(f"detected language: {source}", file=sys.stderr)
+        route = registry.route(source, args.target, detected=args.source == "auto")
+        translators = Translators.from_service(service, route, DecodeOptions(beam_size=args.beam_size))
+        with tqdm(total=len(document.units), unit="unit", desc=source_path.name, disable=None) as bar:
+            translations = await translate_units(document.units, translators, bar.update)
+        return document.render(translations)
+
+    try:
+        translated = asyncio.run(translate())
+    except ApiError as exc:
+        raise InputError(exc.message) from None
+    finally:
+        registry.close()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(translated)
+        os.replace(temporary, out_path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    print(f"wrote {out_path}: {len(document.units)} units, {document.chars} characters translated")
+
+
 def _add_decode_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
@@ -342,6 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("translate-file", help="translate a document (.txt .srt .html .htm .md .docx), keeping its "
+                       "layout and formatting")
+    p.add_argument("input", help="the document")
+    p.add_argument("output", help="where the translation goes (written whole, or not at all)")
+    p.add_argument("--source", required=True, help="source language code, or auto")
+    p.add_argument("--target", required=True, help="target language code")
+    p.add_argument("--models-dir", default=None, help="folder of model folders (default: $RNNMT_MODELS_DIR "
+                   "or released-models/)")
+    p.add_argument("--beam-size", type=_positive_int, default=5)
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_translate_file)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF with sacrebleu")
     _add_decode_options(p)

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.dependencies import AccessDep, RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
+from app.documents import SUPPORTED_EXTENSIONS
 from app.errors import ApiError
 from app.registry import DecodeOptions, language_name
 from app.schemas import (
@@ -34,7 +35,7 @@ from app.schemas import (
     LibreTranslateRequest,
     LibreTranslateResponse,
 )
-from app.service import check_texts
+from app.service import Content, check_texts
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,11 @@ async def translate(request: Request, response: Response, service: ServiceDep, r
     n_best = body.alternatives + 1
     options = DecodeOptions(beam_size=max(DEFAULT_BEAM, n_best), n_best=n_best)
     response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
+    content = Content(format=body.format)
     if route is None:
-        work = service.translate_auto(texts, body.target, options, client=caller.client)
+        work = service.translate_auto(texts, body.target, options, content, client=caller.client)
     else:
-        work = service.translate(texts, route, options, client=caller.client)
+        work = service.translate_content(texts, route, options, content, client=caller.client)
     items = await unless_disconnected(request, work)
     translated = [item.text for item in items]
     alternatives = [[alt.text for alt in item.alternatives[1:]] for item in items] if body.alternatives else None
@@ -149,6 +151,6 @@ async def frontend_settings(registry: RegistryDep, settings: SettingsDep) -> Lib
     source, target = pairs[0] if pairs else ("en", "en")
     return LibreTranslateFrontendSettings(
         charLimit=settings.max_chars, frontendTimeout=500, apiKeys=True, keyRequired=settings.require_api_key,
-        suggestions=False, filesTranslation=False, supportedFilesFormat=[],
+        suggestions=False, filesTranslation=True, supportedFilesFormat=list(SUPPORTED_EXTENSIONS),
         language={"source": {"code": source, "name": language_name(source)},
                   "target": {"code": target, "name": language_name(target)}})

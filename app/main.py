@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import api, libretranslate
+from app import api, files, libretranslate
 from app.access import Access
 from app.body_limit import BodyLimitMiddleware
 from app.errors import install_error_handlers
@@ -75,8 +75,9 @@ def mount_web_page(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
 
 
 def max_body_bytes(settings: Settings) -> int:
-    """Room for max_texts texts of max_chars characters, each JSON-escaped (up to 6 bytes), plus options."""
-    return settings.max_texts * settings.max_chars * 6 + 64 * 1024
+    """Room for max_texts texts of max_chars characters, each JSON-escaped (up to 6 bytes), or one uploaded
+    document, plus options."""
+    return max(settings.max_texts * settings.max_chars * 6, settings.max_file_bytes) + 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -96,5 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(libretranslate.router)
+    app.include_router(files.router)
     mount_web_page(app)
     return app

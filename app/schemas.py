@@ -6,11 +6,12 @@ number of texts) and on loaded models (language pairs) are checked by the servic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_BEAM = 16
+MAX_GLOSSARY = 1000
 
 ARCHITECTURE_EXAMPLE = {
     "src_vocab_size": 8000, "tgt_vocab_size": 8000, "emb_size": 256, "cell": "gru", "encoder_hidden": 256,
@@ -46,6 +47,13 @@ class TranslateRequest(BaseModel):
                                    "(default: proportional to the source length)")
     return_scores: bool = Field(False, description="add length-normalized log-probabilities")
     return_attention: bool = Field(False, description="add the attention matrix of every sentence")
+    format: Literal["text", "html", "markdown"] = Field("text", description="html and markdown: tags and "
+                                                        "syntax kept, inline tags put back around the words their "
+                                                        "source words aligned to (the best hypothesis only)")
+    glossary: dict[str, str] | None = Field(None, max_length=MAX_GLOSSARY, description="source term -> target "
+                                            "term, forced into the translation (with the pair's glossary file)")
+    do_not_translate: list[str] | None = Field(None, max_length=MAX_GLOSSARY, description="terms kept as they "
+                                               "are (URLs, e-mails, numbers, {name}, %s, $VAR and `code` always are)")
 
     _check_text = field_validator("text", mode="before")(text_or_texts)
 
@@ -103,6 +111,8 @@ class TranslationItem(BaseModel):
     models: list[str] = Field(default_factory=list, description="the models used, in order (two through a pivot)")
     pivot: PivotStep | None = None
     detected_language: DetectedLanguage | None = Field(None, description="with source 'auto'")
+    unplaced: list[str] | None = Field(None, description="protected spans or glossary terms the alignment could not "
+                                       "place: appended at the end of the text")
 
 
 class ModelInfo(BaseModel):
@@ -199,7 +209,7 @@ class LibreTranslateRequest(BaseModel):
     q: str | list[str]
     source: str = Field(min_length=1, max_length=20, description="a language code, or 'auto' when unambiguous")
     target: str = Field(min_length=1, max_length=20)
-    format: str = Field("text", pattern="^(text|html)$", description="html is translated as plain text")
+    format: Literal["text", "html"] = Field("text", description="html: tags kept, inline tags projected")
     alternatives: int = Field(0, ge=0, le=MAX_BEAM - 1)
     api_key: str | None = Field(None, description="an API key (rnnmt keys add); also accepted as "
                                 "'Authorization: Bearer KEY' or 'X-API-Key: KEY'")

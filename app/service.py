@@ -15,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from dataclasses import dataclass
 
 from app.alignment import Alignment, align_sentence, compose, concatenate
 from app.cache import LRUCache
 from app.errors import ApiError
+from app.markup import translate_html, translate_markdown
 from app.metrics import Metrics
+from app.protect import find_spans, load_glossaries, translate_protected
 from app.registry import DecodeOptions, LoadedModel, ModelRegistry, Route
 from app.schemas import Alternative, DetectedLanguage, PivotStep, SentenceAttention, TranslationItem
 from app.segment import Segmented, split
@@ -74,6 +77,21 @@ def assemble(segmented: Segmented, translations: list[Translation], n_best: int,
     return TranslationItem(text=alternatives[0].text, score=alternatives[0].score, alternatives=alternatives)
 
 
+@dataclass(frozen=True)
+class Content:
+    """What the texts of a request are and what must survive their translation."""
+
+    format: str = "text"  # text | html | markdown
+    glossary: dict[str, str] | None = None
+    do_not_translate: list[str] | None = None
+
+
+def plain_item(text: str, route: Route, unplaced: list[str] | None = None) -> TranslationItem:
+    """An item with the best translation only (markup, protected spans): no scores, alternatives or attention."""
+    return TranslationItem(text=text, alternatives=[Alternative(text=text)], models=route.model_names,
+                           unplaced=unplaced)
+
+
 def check_detected(texts: list[str], detections: list[DetectedLanguage | None]) -> list[DetectedLanguage]:
     """A 400 for a text whose language could not be detected (no letters of any served language)."""
     for i, found in enumerate(detections):
@@ -92,6 +110,7 @@ class TranslationService:
         self.settings = settings
         self.metrics = metrics
         self.cache: LRUCache[Translation] = LRUCache(settings.cache_size)
+        self.glossaries = load_glossaries(settings.glossary_dir)
 
     async def detect(self, texts: list[str]) -> list[DetectedLanguage | None]:
         """The most likely served source language of each text (None when a text has no letters)."""
@@ -103,7 +122,7 @@ class TranslationService:
         return [None if d is None else DetectedLanguage(language=d.language, confidence=round(d.confidence, 4),
                                                         reliable=d.reliable) for d in found]
 
-    async def translate_auto(self, texts: list[str], target: str, options: DecodeOptions,
+    async def translate_auto(self, texts: list[str], target: str, options: DecodeOptions, content: Content,
                              return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
         """Detect each text's language, then translate the texts of each language along its route."""
         detections = check_detected(texts, await self.detect(texts))
@@ -111,12 +130,41 @@ class TranslationService:
         for i, found in enumerate(detections):
             groups.setdefault(found.language, []).append(i)
         routes = {lang: self.registry.route(lang, target, detected=True) for lang in groups}
-        results = await asyncio.gather(*(self.translate([texts[i] for i in indices], routes[lang], options,
-                                                        return_scores, client) for lang, indices in groups.items()))
+        results = await asyncio.gather(*(self.translate_content([texts[i] for i in indices], routes[lang], options,
+                                                                content, return_scores, client)
+                                         for lang, indices in groups.items()))
         items: list[TranslationItem | None] = [None] * len(texts)
         for indices, translated in zip(groups.values(), results):
             for i, item in zip(indices, translated):
                 items[i] = item.model_copy(update={"detected_language": detections[i]})
+        return items  # type: ignore[return-value]
+
+    async def translate_content(self, texts: list[str], route: Route, options: DecodeOptions, content: Content,
+                                return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
+        """A request's texts along one route: markup through app.markup, texts with protected spans or glossary
+        terms through app.protect (both use the best hypothesis and its alignment), the others through
+        `translate` (n-best, scores, attention)."""
+        glossary = {**self.glossaries.get((route.source, route.target), {}), **(content.glossary or {})}
+
+        async def aligned(batch: list[str]) -> list[Alignment]:
+            return await self.translate_aligned(batch, route, options, client)
+
+        if content.format != "text":
+            project = translate_html if content.format == "html" else translate_markdown
+            outputs = await asyncio.gather(*(project(text, aligned) for text in texts))
+            return [plain_item(text, route) for text in outputs]
+        dnt = content.do_not_translate or ()
+        special = [k for k, text in enumerate(texts) if find_spans(text, dnt, glossary)]
+        plain = sorted(set(range(len(texts))) - set(special))
+        items: list[TranslationItem | None] = [None] * len(texts)
+        if plain:
+            found = await self.translate([texts[k] for k in plain], route, options, return_scores, client)
+            for k, item in zip(plain, found):
+                items[k] = item
+        if special:
+            restored = await translate_protected([texts[k] for k in special], aligned, dnt, glossary)
+            for k, r in zip(special, restored):
+                items[k] = plain_item(r.text, route, [slot.text for slot in r.unplaced] or None)
         return items  # type: ignore[return-value]
 
     async def translate(self, texts: list[str], route: Route, options: DecodeOptions,
@@ -191,7 +239,8 @@ class TranslationService:
                 self.metrics.rejected.inc(REJECT_REASONS.get(type(exc).__name__, "error"))
                 raise
             by_sentence = dict(zip(missing, decoded))
-            for key, sentence in zip(keys, sentences):
-                self.cache.put(key, by_sentence[sentence])
+            for key, sentence, cached in zip(keys, sentences, found):
+                if cached is None:
+                    self.cache.put(key, by_sentence[sentence])
             found = [t if t is not None else by_sentence[s] for s, t in zip(sentences, found)]
         return found  # type: ignore[return-value]

@@ -270,3 +270,12 @@ def test_client_disconnect_drops_its_queued_sentences(client: httpx.Client, serv
         before, "rnnmt_sentences_translated_total", model="tiny-en-de")
     assert decoded < 16 * 60
     assert translate(client, "four")["translations"][0]["text"] == "vier"
+
+
+def test_a_request_partly_in_the_cache(client: httpx.Client) -> None:
+    """One sentence cached, one not: both translated (a partial hit used to fail with a 500)."""
+    body = {"source": "en", "target": "de", "beam_size": 2}
+    alone = client.post("/translate", json={**body, "text": "seven eight nine"}).json()["translations"][0]["text"]
+    both = client.post("/translate", json={**body, "text": ["seven eight nine", "three two one zero"]})
+    assert both.status_code == 200
+    assert both.json()["translations"][0]["text"] == alone and both.json()["translations"][1]["text"]
