@@ -6,6 +6,7 @@ import gzip
 import logging
 import os
 import random
+import sys
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -53,17 +54,26 @@ def multi30k_file(data_dir: Path, split: str, lang: str, download: bool = False)
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """All lines of a UTF-8 text file, plain or gzip-compressed, without line endings."""
+    """All lines of a UTF-8 text file, plain or gzip-compressed (told by its first bytes), without line endings.
+    `-` is standard input; pipes, FIFOs and process substitution (`<(zcat val.de.gz)`) read like files."""
     path = Path(path)
-    if not path.is_file():
+    if str(path) != "-" and (not path.exists() or path.is_dir()):
         raise DataError(f"file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return [line.rstrip("\r\n") for line in handle]
+        if str(path) == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:  # read once: a pipe cannot be reopened or rewound
+                data = handle.read()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        lines = data.decode("utf-8").split("\n")
+        if lines[-1] == "":  # the newline that ends the last line (or an empty file)
+            lines.pop()
+        return [line.rstrip("\r") for line in lines]
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text: {exc}") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
