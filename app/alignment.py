@@ -104,3 +104,32 @@ def compose(first: Alignment, second: Alignment) -> Alignment:
     weights = [[sum(second.weights[j][k] * first.weights[k][i] for k in range(len(first.target_words)))
                 for i in range(len(first.source_words))] for j in range(len(second.target_words))]
     return Alignment(first.source, second.target, first.source_words, second.target_words, weights)
+
+
+def replace_terms(alignment: Alignment, terms: list[tuple[int, int, str]]) -> Alignment:
+    """Put `replacement` where the source span [start, end) went: the target words linked to the span's words
+    (from the first to the last, punctuation around them kept) become the replacement, whose words look at the
+    span's words; a span no target word looked at goes after the translation of the nearest source word before
+    it (or first). Markup uses this for glossary terms and protected spans, then projects its tags onto the
+    final words."""
+    for start, end, replacement in sorted(terms, key=lambda t: -t[0]):  # right to left: earlier spans stay put
+        covered = [i for i, (a, b) in enumerate(alignment.source_words) if a < end and b > start]
+        row = [1.0 / len(covered) if i in covered else 0.0 for i in range(len(alignment.source_words))]
+        linked = [j for j, i in enumerate(alignment.links) if i in covered]
+        target, spans, weights = alignment.target, alignment.target_words, alignment.weights
+        if linked:
+            first, last = min(linked), max(linked)
+            a, b = spans[first][0], spans[last][1]
+            core = re.match(r"^(\W*)(.*?)(\W*)$", target[a:b], re.DOTALL)
+            a, b = a + len(core.group(1)), b - len(core.group(3))  # "Fahrrad." -> "Velo."
+            index, removed = first, last - first + 1
+        else:
+            before = [j for j, i in enumerate(alignment.links) if i is not None and covered and i < covered[0]]
+            index, removed = (max(before) + 1 if before else 0), 0
+            a = b = spans[index - 1][1] if index else 0
+            replacement = (" " + replacement) if index else (replacement + " " if target else replacement)
+        target = target[:a] + replacement + target[b:]
+        added = len(words(target)) - len(spans) + removed
+        weights = weights[:index] + [row] * added + weights[index + removed:]
+        alignment = Alignment(alignment.source, target, alignment.source_words, words(target), weights)
+    return alignment

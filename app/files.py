@@ -1,4 +1,4 @@
-"""Document translation over HTTP, on both faces (the documents themselves: app/documents.py).
+"""Document translation over HTTP, on both faces (the documents themselves: app/documents/).
 
 POST /translate_file (native) takes a multipart form with `file`, `target` and `source` (a language code, or
 "auto" to detect the language of the document's text) and answers the translated file itself, as an attachment

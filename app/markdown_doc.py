@@ -6,12 +6,13 @@ mdit-py-plugins): the reference Python port of markdown-it, kept by the Executab
 back does not re-render the document: each block's inline text is found in the input through the token's line
 map, and only that text is replaced, so front matter, code blocks, indentation, list markers, link reference
 definitions and everything else stay byte for byte. Inside a text, markdown-it's inline tokens are matched
-back onto the input (escapes, entities and all) to get each marker as written; emphasis, strikethrough, links
-with their URL (as written, titles included) and paired inline HTML tags are projected onto the translation
-like HTML inline tags (app/markup.py); code spans, images, autolinks, reference links whose text is their label
-(`[label]`, `[label][]`) and lone inline HTML are put back whole where their neighbours went. A hard line break
-ends a text, as <br> does in HTML. HTML blocks go through translate_html. A text whose tokens cannot be matched
-back onto the input is left untranslated rather than risk breaking it.
+back onto the input (escapes, entities and all: app/markdown_inline.py) to get each marker as written;
+emphasis, strikethrough, links with their URL (as written, titles included) and paired inline HTML tags are
+projected onto the translation like HTML inline tags (app/projection.py); code spans, images, autolinks,
+reference links whose text is their label (`[label]`, `[label][]`) and lone inline HTML are put back whole where
+their neighbours went. A hard line break ends a text, as <br> does in HTML. HTML blocks go through
+translate_html. A text whose tokens cannot be matched back onto the input is left untranslated rather than risk
+breaking it.
 
 Translated text is escaped for Markdown (\\ ` * _ [ ] < ~, and | in tables); a paragraph that would start with a
 block marker (#, >, -, +, =, "1.") has it escaped. A paragraph of several lines comes back on one line.
@@ -20,22 +21,21 @@ block marker (#, >, -, +, =, "1.") has it escaped. A paragraph of several lines 
 from __future__ import annotations
 
 import asyncio
-import html as htmllib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from string import punctuation
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from app.alignment import Alignment, words
-from app.markup import MarkupError, Piece, TranslateAligned, _UnitText, project, translate_html
+from app.html_doc import translate_html
+from app.markdown_inline import MARKERS, bracket_end, destination_end, match_tokens
+from app.markup import MarkupError, TranslateAligned
+from app.projection import Piece, project
+from app.unit_text import UnitText
 
-MARKERS = {"em_open", "em_close", "strong_open", "strong_close", "s_open", "s_close"}
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-_BREAK = re.compile(r"[ \t]*\\?\n[ \t]*")
 _HTML_OPEN = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)\b[^>]*(?<!/)>\Z")
 _HTML_CLOSE = re.compile(r"</([A-Za-z][A-Za-z0-9-]*)\s*>\Z")
 _BLOCK_START = re.compile(r"(#|>|[-+=])|\d{1,9}([.)])")
@@ -58,106 +58,6 @@ class Unit:
     paragraph: bool = False
     text: str = ""
     images: list[Token] = field(default_factory=list)  # images whose alt text is translated
-
-
-def consume_text(raw: str, pos: int, text: str) -> int | None:
-    """Where `text` (as markdown-it decoded it) ends in raw from pos: escapes and entities as written."""
-    k = 0
-    while k < len(text):
-        entity = _ENTITY.match(raw, pos) if raw.startswith("&", pos) else None
-        decoded = htmllib.unescape(entity.group()) if entity else ""
-        if entity and decoded != entity.group() and text.startswith(decoded, k):
-            pos, k = entity.end(), k + len(decoded)
-        elif raw.startswith("\\", pos) and raw[pos + 1: pos + 2] == text[k] and text[k] in punctuation:
-            pos, k = pos + 2, k + 1
-        elif raw[pos: pos + 1] == text[k]:
-            pos, k = pos + 1, k + 1
-        else:
-            return None
-    return pos
-
-
-def destination_end(raw: str, pos: int) -> tuple[int, str] | None:
-    """The end of what follows a link's or an image's text at pos, and its kind: "inline" ((url "title")),
-    "full" ([ref]), or "label" ([], or nothing: the text is the reference label)."""
-    if raw.startswith("(", pos):
-        depth, quote, i = 1, "", pos + 1
-        while i < len(raw):
-            c = raw[i]
-            if c == "\\":
-                i += 1
-            elif quote:
-                quote = "" if c == quote else quote
-            elif c in "\"'" and raw[i - 1].isspace():
-                quote = c
-            elif c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-                if not depth:
-                    return i + 1, "inline"
-            i += 1
-        return None
-    if raw.startswith("[", pos):
-        end = raw.find("]", pos)
-        return (end + 1, "full" if end > pos + 1 else "label") if end > 0 else None
-    return pos, "label"
-
-
-def bracket_end(raw: str, pos: int) -> int | None:
-    """The offset after the "]" closing the "[" at pos."""
-    depth, i = 0, pos
-    while i < len(raw):
-        if raw[i] == "\\":
-            i += 1
-        elif raw[i] == "[":
-            depth += 1
-        elif raw[i] == "]":
-            depth -= 1
-            if not depth:
-                return i + 1
-        i += 1
-    return None
-
-
-def match_tokens(raw: str, children: list[Token]) -> list[tuple[Token, int, int]] | None:
-    """Each inline token with the part of raw it was parsed from, or None where they do not match."""
-    out, pos, autolink = [], 0, False
-    for token in children:
-        start, end = pos, None
-        kind = token.type
-        if autolink:
-            end, autolink = pos, kind != "link_close"
-        elif kind == "text":
-            end = consume_text(raw, pos, token.content)
-        elif kind in ("softbreak", "hardbreak"):
-            found = _BREAK.match(raw, pos)
-            end = found.end() if found else None
-        elif kind in MARKERS:
-            end = pos + len(token.markup) if raw.startswith(token.markup, pos) else None
-        elif kind == "code_inline":
-            found = re.compile(rf"(?<!`){re.escape(token.markup)}(?!`)").search(raw, pos + len(token.markup))
-            end = found.end() if raw.startswith(token.markup, pos) and found else None
-        elif kind == "html_inline":
-            end = pos + len(token.content) if raw.startswith(token.content, pos) else None
-        elif kind == "link_open" and token.markup == "autolink":
-            close = raw.find(">", pos)
-            end, autolink = (close + 1 if raw.startswith("<", pos) and close > 0 else None), True
-        elif kind == "link_open":
-            end = pos + 1 if raw.startswith("[", pos) else None
-        elif kind == "link_close":
-            after = destination_end(raw, pos + 1) if raw.startswith("]", pos) else None
-            end = after[0] if after else None
-        elif kind == "image":
-            label = bracket_end(raw, pos + 1) if raw.startswith("![", pos) else None
-            after = destination_end(raw, label) if label else None
-            end = after[0] if after else None
-        if end is None:
-            return None
-        out.append((token, start, end))
-        pos = end
-    return out if pos == len(raw.rstrip()) or pos == len(raw) else None
-
 
 class MarkdownDocument:
     """One Markdown text: its units and HTML blocks, found through markdown-it's tokens and line map."""
@@ -234,7 +134,7 @@ class MarkdownDocument:
             group = []
 
     # -- writing ----------------------------------------------------------------------------------------------
-    def pieces(self, unit: Unit, text: _UnitText, alts: dict[int, str] | None) -> list[Piece]:
+    def pieces(self, unit: Unit, text: UnitText, alts: dict[int, str] | None) -> list[Piece]:
         """The unit's markup as pieces, its text added to `text`. `alts`: translated image alts by token id;
         None the first time, which lists the images whose alt is to be translated in `unit.images`."""
         pairs = _html_pairs(unit.tokens)
@@ -286,7 +186,7 @@ class MarkdownDocument:
         return escape
 
     def render(self, unit: Unit, alignment: Alignment, alts: dict[int, str]) -> str:
-        text = _UnitText()
+        text = UnitText()
         pieces = self.pieces(unit, text, alts)
         if alignment.source != text.text:
             alignment = Alignment(text.text, alignment.target, words(text.text), alignment.target_words, [])
@@ -306,7 +206,7 @@ async def translate_markdown(text: str, translate: TranslateAligned) -> str:
     units = []
     for unit in document.units:
         try:
-            probe = _UnitText()
+            probe = UnitText()
             document.pieces(unit, probe, None)
         except (_Unmatched, ValueError, StopIteration):
             continue  # tokens that do not nest as written: left as it is

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from app.alignment import Alignment, align_sentence, compose, concatenate
+from app.alignment import Alignment, align_sentence, compose, concatenate, replace_terms
 from app.cache import LRUCache
 from app.errors import ApiError
 from app.markup import translate_html, translate_markdown
@@ -145,15 +145,18 @@ class TranslationService:
         terms through app.protect (both use the best hypothesis and its alignment), the others through
         `translate` (n-best, scores, attention)."""
         glossary = {**self.glossaries.get((route.source, route.target), {}), **(content.glossary or {})}
+        dnt = content.do_not_translate or ()
 
         async def aligned(batch: list[str]) -> list[Alignment]:
-            return await self.translate_aligned(batch, route, options, client)
+            """Markup's units, with glossary terms and protected spans put where their source words went."""
+            found = await self.translate_aligned(batch, route, options, client)
+            return [replace_terms(a, [(start, end, new) for start, end, _, new in find_spans(a.source, dnt, glossary)])
+                    for a in found]
 
         if content.format != "text":
             project = translate_html if content.format == "html" else translate_markdown
             outputs = await asyncio.gather(*(project(text, aligned) for text in texts))
             return [plain_item(text, route) for text in outputs]
-        dnt = content.do_not_translate or ()
         special = [k for k, text in enumerate(texts) if find_spans(text, dnt, glossary)]
         plain = sorted(set(range(len(texts))) - set(special))
         items: list[TranslationItem | None] = [None] * len(texts)

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     shared_batch_sentences: int = Field(8, ge=1, description="sentences per decode call while several "
                                         "clients wait (smaller batches keep each client's latency low)")
 
-    # Document translation (app/documents.py, app/files.py).
+    # Document translation (app/documents/, app/files.py).
     max_file_bytes: int = Field(2 * 1024 * 1024, ge=1, description="bytes per uploaded document (413 beyond)")
     max_file_chars: int = Field(100_000, ge=1, description="characters of text per document (413 beyond)")
     file_ttl_s: float = Field(600.0, gt=0.0, description="seconds a translated document stays downloadable "

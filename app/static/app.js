@@ -1,29 +1,54 @@
-// The rnnmt web page: plain JavaScript against the JSON API (GET /languages, POST /translate).
+// The rnnmt web page: plain JavaScript against the API (GET /languages, POST /translate, POST /translate_file).
+// Translated HTML is only ever shown as text (textContent) or inside a sandboxed iframe (srcdoc, sandbox=""):
+// never put into this page's own DOM.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const AUTO = "auto"; // the source value that asks the server to detect each text's language
+const FORMAT_NAMES = { text: "plain text", html: "HTML", markdown: "Markdown" };
+const FORMAT_HINTS = {
+  text: "",
+  html: "Tags are kept and put back around the translated words; the result is shown as HTML source, "
+    + "with a sandboxed preview.",
+  markdown: "Markdown syntax is kept; the result is shown as Markdown source.",
+};
+const PLACEHOLDERS = {
+  text: "A man is riding a bicycle down the street.",
+  html: "<p>A man is riding a <b>bicycle</b> down the street.</p>",
+  markdown: "A man is riding a **bicycle** down the street.",
+};
+// Put first in the preview: its document may load nothing (no images, fonts or styles from elsewhere), and its
+// links open nowhere (a new window, which the sandbox does not allow) rather than inside the preview.
+const PREVIEW_POLICY = '<meta http-equiv="Content-Security-Policy" '
+  + "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\"><base target=\"_blank\">";
 let pairs = []; // GET /languages pairs: {source, target, model, pivot, models, ...}, pivoted ones included
 let names = {}; // language code -> name
-let current = null; // the last translation item shown
+let current = null; // the last translation item shown, with the source, target and format it was asked with
+let downloadUrl = null; // the Blob URL of the last translated document
 
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
 }
 
-async function api(path, options) {
-  let response;
+async function request(path, options) {
   try {
-    response = await fetch(path, options);
+    return await fetch(path, options);
   } catch (err) {
     throw new Error(`Could not reach the server (${err.message}).`);
   }
+}
+
+// The message of an error answer ({"error": {"code", "message"}}), or its status when it has none.
+function errorMessage(response, body) {
+  const message = body && body.error && body.error.message;
+  return message || `The server answered ${response.status} ${response.statusText}.`;
+}
+
+async function api(path, options) {
+  const response = await request(path, options);
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
-  if (!response.ok) {
-    const message = body && body.error && body.error.message;
-    throw new Error(message || `The server answered ${response.status} ${response.statusText}.`);
-  }
+  if (!response.ok) throw new Error(errorMessage(response, body));
   return body;
 }
 
@@ -118,10 +143,23 @@ function attentionTable(sentence) {
   return table;
 }
 
+// Why a translation has no attention to show (HTML, Markdown, glossary terms and protected spans are put in
+// place through the best hypothesis's alignment, and the server answers them without attention).
+function explainNoAttention(attention) {
+  const missing = Boolean(current) && !attention && !(current.pivot && current.pivot.attention);
+  $("no-attention").hidden = !missing;
+  if (!missing) return;
+  $("no-attention").textContent = current.format === "text"
+    ? "No attention for this text: its glossary terms or protected spans (URLs, numbers, placeholders, …) "
+      + "were put in place through the best translation only."
+    : `Attention is shown for plain text only, not for ${FORMAT_NAMES[current.format]}.`;
+}
+
 // One heatmap per sentence; a pivoted translation shows both legs, each under a caption.
 function drawHeatmap(attention) {
   const box = $("heatmap");
   box.replaceChildren();
+  explainNoAttention(attention);
   const pivot = current && current.pivot;
   if (!pivot) {
     for (const sentence of attention || []) box.appendChild(attentionTable(sentence));
@@ -144,9 +182,26 @@ function drawHeatmap(attention) {
   }
 }
 
+// The translation as text; translated HTML also rendered, in the sandboxed iframe only.
+function showOutput(text, format) {
+  $("output").textContent = text;
+  $("output").classList.toggle("markup", format !== "text");
+  const html = format === "html";
+  $("preview-box").hidden = !html;
+  if (html) $("preview").srcdoc = PREVIEW_POLICY + text;
+  else $("preview").removeAttribute("srcdoc");
+}
+
+function showUnplaced(unplaced) {
+  const box = $("unplaced");
+  box.hidden = !(unplaced && unplaced.length);
+  box.textContent = box.hidden ? ""
+    : `Could not be placed in the translation, so appended at the end: ${unplaced.map((s) => `“${s}”`).join(", ")}.`;
+}
+
 function select(index) {
   const alt = current.alternatives[index];
-  $("output").textContent = alt.text;
+  showOutput(alt.text, current.format);
   [...$("alternatives").children].forEach((li, i) => li.setAttribute("aria-selected", String(i === index)));
   drawHeatmap(alt.attention);
 }
@@ -170,12 +225,40 @@ function showPivot(pivot) {
 
 function clearResult() {
   current = null; // never leave an old translation next to a new error
-  $("output").textContent = "";
+  showOutput("", "text");
+  showUnplaced(null);
+  $("no-attention").hidden = true;
   $("timing").textContent = "";
   $("alternatives").replaceChildren();
   $("heatmap").replaceChildren();
   showDetected(null);
   showPivot(null);
+}
+
+function chosenFormat() {
+  return document.querySelector("input[name=format]:checked").value;
+}
+
+function formatChanged() {
+  const format = chosenFormat();
+  $("format-hint").textContent = FORMAT_HINTS[format];
+  $("text").placeholder = PLACEHOLDERS[format];
+}
+
+// "term = target term" per line (blank lines skipped) -> {term: target term}, or null when there is none.
+function parseGlossary(text) {
+  const glossary = Object.create(null); // so that a term such as "__proto__" stays a term
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (!line.trim()) return;
+    const at = line.indexOf("=");
+    const term = at < 0 ? "" : line.slice(0, at).trim();
+    const translation = at < 0 ? "" : line.slice(at + 1).trim();
+    if (!term || !translation) {
+      throw new Error(`Glossary line ${i + 1} ("${line.trim()}"): write one "term = target term" per line.`);
+    }
+    glossary[term] = translation;
+  });
+  return Object.keys(glossary).length ? glossary : null;
 }
 
 async function translate(event) {
@@ -185,8 +268,17 @@ async function translate(event) {
   const body = {
     text: $("text").value, source: $("source").value, target: $("target").value,
     beam_size: beam, n_best: Math.min(Number($("nbest").value), beam),
-    return_scores: true, return_attention: true,
+    return_scores: true, return_attention: true, format: chosenFormat(),
   };
+  try {
+    const glossary = parseGlossary($("glossary").value);
+    if (glossary) body.glossary = glossary;
+  } catch (err) {
+    $("glossary-box").open = true;
+    showError(err.message);
+    clearResult();
+    return;
+  }
   $("translate").disabled = true;
   try {
     const data = await api("/translate", {
@@ -194,7 +286,7 @@ async function translate(event) {
     });
     const item = data.translations[0];
     const source = item.detected_language ? item.detected_language.language : body.source;
-    current = { ...item, source, target: body.target };
+    current = { ...item, source, target: body.target, format: body.format };
     $("alternatives").replaceChildren(...current.alternatives.map((alt, i) => {
       const li = document.createElement("li");
       li.tabIndex = 0;
@@ -206,6 +298,7 @@ async function translate(event) {
     }));
     showDetected(item.detected_language);
     showPivot(item.pivot);
+    showUnplaced(item.unplaced);
     const models = item.models && item.models.length ? item.models : [data.model.name];
     $("timing").textContent = `${models.length > 1 ? "Models" : "Model"}: ${models.join(" → ")}, `
       + `${data.timing_ms.toFixed(0)} ms`;
@@ -218,8 +311,108 @@ async function translate(event) {
   }
 }
 
+// --- documents: POST /translate_file answers the translated file itself ------------------------------------------
+
+function showFileError(message) {
+  $("file-error").textContent = message;
+  $("file-error").hidden = !message;
+}
+
+// The file name of a Content-Disposition header: filename* (RFC 5987, UTF-8) first, then filename.
+function dispositionName(header) {
+  if (!header) return null;
+  let name = null;
+  const star = /filename\*\s*=\s*[^']*'[^']*'([^;\s]+)/i.exec(header);
+  if (star) {
+    try { name = decodeURIComponent(star[1]); } catch (e) { name = null; }
+  }
+  if (!name) {
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+    if (plain) name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, "$1") : plain[2];
+  }
+  name = name && name.split(/[\\/]/).pop().trim();
+  return name || null;
+}
+
+function sizeText(bytes) {
+  return bytes < 1024 ? `${bytes} bytes` : `${(bytes / 1024).toFixed(bytes < 10240 ? 1 : 0)} KiB`;
+}
+
+function clearDownload() {
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  downloadUrl = null;
+  $("download").href = "#";
+  $("download").removeAttribute("download");
+  $("file-result").hidden = true;
+  $("file-detected").hidden = true;
+  $("file-detected").textContent = "";
+}
+
+async function translateFile(event) {
+  if (event) event.preventDefault();
+  showFileError("");
+  clearDownload();
+  const file = $("file").files[0];
+  if (!file) {
+    showFileError("Choose a document to translate first.");
+    return;
+  }
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("source", $("source").value);
+  form.append("target", $("target").value);
+  $("translate-file").disabled = true;
+  $("file-status").textContent = `Translating ${file.name}…`;
+  try {
+    const response = await request("/translate_file", { method: "POST", body: form });
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (e) { body = null; }
+      throw new Error(errorMessage(response, body));
+    }
+    const blob = await response.blob();
+    const name = dispositionName(response.headers.get("content-disposition")) || file.name;
+    downloadUrl = URL.createObjectURL(blob);
+    $("download").href = downloadUrl;
+    $("download").download = name;
+    $("download").textContent = `Download ${name}`;
+    $("file-result").hidden = false;
+    const detected = response.headers.get("x-detected-language");
+    if (detected) {
+      $("file-detected").textContent = `Detected: ${languageName(detected)} (${detected})`;
+      $("file-detected").hidden = false;
+    }
+    $("file-status").textContent = `Translated ${file.name} into ${languageName($("target").value)} `
+      + `(${sizeText(blob.size)}).`;
+  } catch (err) {
+    $("file-status").textContent = "";
+    showFileError(err.message);
+  } finally {
+    $("translate-file").disabled = false;
+  }
+}
+
+// The document types the server takes (LibreTranslate's frontend settings list them), for the file picker.
+async function loadFileTypes() {
+  try {
+    const settings = await api("/libretranslate/frontend/settings");
+    const types = settings.supportedFilesFormat || [];
+    if (!types.length) return;
+    $("file").accept = types.join(",");
+    $("file-types").textContent = types.join(", ");
+  } catch (err) {
+    // the picker then offers every file; the server still says which types it takes
+  }
+}
+
 $("form").addEventListener("submit", translate);
 $("source").addEventListener("change", fillTargets);
 $("target").addEventListener("change", describeRoute);
 $("text").addEventListener("keydown", (e) => { if (e.key === "Enter" && e.ctrlKey) translate(e); });
+$("glossary").addEventListener("keydown", (e) => { if (e.key === "Enter" && e.ctrlKey) translate(e); });
+$("format").addEventListener("change", formatChanged);
+$("file-form").addEventListener("submit", translateFile);
+$("file").addEventListener("change", () => { showFileError(""); clearDownload(); $("file-status").textContent = ""; });
+formatChanged();
 loadLanguages();
+loadFileTypes();

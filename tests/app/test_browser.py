@@ -1,5 +1,6 @@
 """The web page in a real headless Chromium against a real uvicorn: translate, compare with the API,
-check the heatmap, detect the source language, translate through a pivot, and show an API error.
+check the heatmap, detect the source language, translate through a pivot, show an API error, translate HTML
+(shown as source and in a sandboxed preview), use a glossary, and translate documents (download link, errors).
 Screenshots are saved to test-artifacts/browser*.png."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from app.bench_serve import running_server
 from tests.app.conftest import SERVER_ENV, wait_ready
+from tests.conftest import DE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -120,6 +122,126 @@ def test_api_errors_are_shown(page) -> None:
     assert "12000 characters" in message and "limit is 5000" in message
     assert page.inner_text("#output") == "" and page.is_hidden("#detected")
     screenshot(page, "browser-error.png", full_page=False)
+
+
+def german_words(text: str) -> list[str]:
+    """The words of a translation (tags, cue numbers and timestamps left out), each checked to be German."""
+    words = re.findall(r"[^\W\d_]+", re.sub(r"<[^>]*>", " ", text))
+    assert words and all(word in DE for word in words), text
+    return words
+
+
+def choose_format(page, value: str) -> None:
+    page.check(f"input[name=format][value={value}]")
+
+
+def test_html_in_the_browser(page) -> None:
+    page.select_option("#source", "en")
+    page.select_option("#target", "de")
+    choose_format(page, "html")
+    try:
+        translate(page, "<p>one <b>two</b> three</p>")
+        assert page.is_hidden("#error")
+        shown = page.inner_text("#output")  # the translated HTML as text, not as markup of this page
+        assert shown.startswith("<p>") and shown.endswith("</p>")
+        assert shown.count("<b>") == 1 and shown.count("</b>") == 1
+        assert len(german_words(shown)) >= 2
+        assert page.locator("#output *").count() == 0
+        assert page.get_attribute("#preview", "sandbox") == ""
+        assert page.get_attribute("#preview", "srcdoc").endswith(shown)
+        preview = page.frame_locator("#preview")
+        assert preview.locator("b").count() == 1 and preview.locator("p").count() == 1
+        german_words(preview.locator("b").inner_text())
+        assert german_words(preview.locator("body").inner_text()) == german_words(shown)
+        assert page.is_visible("#no-attention") and page.locator("#heatmap tr.att-row").count() == 0
+        screenshot(page, "browser-html.png")
+
+        # a script in the translated HTML runs neither in the page nor in the preview
+        translate(page, '<p>one two</p><img src="x" onerror="parent.document.title=1">'
+                        '<script>document.body.dataset.ran = 1; parent.document.title = 2</script>')
+        assert page.is_hidden("#error") and "<script>" in page.inner_text("#output")
+        assert page.locator("main script, main img").count() == 0
+        page.wait_for_timeout(300)
+        assert page.title() == "rnnmt — translate"
+        assert page.frame_locator("#preview").locator("body").get_attribute("data-ran") is None
+    finally:
+        choose_format(page, "text")
+    translate(page, "one two")  # back to plain text: no preview, the heatmap again
+    assert page.is_hidden("#preview-box") and page.locator("#heatmap tr.att-row").count() > 0
+    assert "markup" not in (page.get_attribute("#output", "class") or "")
+
+
+def test_glossary_in_the_browser(page) -> None:
+    page.select_option("#source", "en")
+    page.select_option("#target", "de")
+    page.click("#glossary-box summary")
+    try:
+        page.fill("#glossary", "two = ZWEI\n\n")
+        translate(page, "one two three")
+        assert page.is_hidden("#error") and "ZWEI" in page.inner_text("#output")
+        assert page.is_visible("#no-attention")
+        screenshot(page, "browser-glossary.png")
+        page.fill("#glossary", "two ZWEI")
+        translate(page, "one two three")
+        assert "Glossary line 1" in page.inner_text("#error") and page.inner_text("#output") == ""
+    finally:
+        page.fill("#glossary", "")
+    translate(page, "one two three")
+    assert page.is_hidden("#error") and "ZWEI" not in page.inner_text("#output")
+
+
+def translate_document(page, path: Path) -> None:
+    page.set_input_files("#file", str(path))
+    page.click("#translate-file")
+    page.wait_for_function("!document.getElementById('translate-file').disabled")
+
+
+def download_text(page) -> str:
+    """The translated document behind the download link (a Blob URL of the page)."""
+    href = page.get_attribute("#download", "href")
+    assert href.startswith("blob:")
+    return page.evaluate("async (url) => (await fetch(url)).text()", href)
+
+
+def test_translate_documents_in_the_browser(page, tmp_path: Path) -> None:
+    text = tmp_path / "numbers.txt"
+    text.write_text("one two three\n\nfour five\n", encoding="utf-8")
+    page.select_option("#source", "auto")
+    page.select_option("#target", "de")
+    translate_document(page, text)
+    assert page.is_hidden("#file-error") and page.is_visible("#download")
+    assert page.get_attribute("#download", "download") == "numbers.txt"
+    assert page.inner_text("#download") == "Download numbers.txt"
+    assert page.inner_text("#file-detected") == "Detected: English (en)"
+    paragraphs = download_text(page).rstrip("\n").split("\n\n")
+    assert len(paragraphs) == 2 and all(german_words(p) for p in paragraphs)
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "numbers.txt"
+    screenshot(page, "browser-document.png")
+
+    subtitles = tmp_path / "film.srt"
+    subtitles.write_text("1\n00:00:01,000 --> 00:00:02,500\none two three\n\n"
+                         "2\n00:00:03,000 --> 00:00:04,000\nfour\n", encoding="utf-8")
+    page.select_option("#source", "en")
+    translate_document(page, subtitles)
+    assert page.is_hidden("#file-error") and page.get_attribute("#download", "download") == "film.srt"
+    assert page.is_hidden("#file-detected")
+    cues = download_text(page).strip().split("\n\n")
+    assert [cue.split("\n")[:2] for cue in cues] == [["1", "00:00:01,000 --> 00:00:02,500"],
+                                                      ["2", "00:00:03,000 --> 00:00:04,000"]]
+    assert all(german_words(cue.split("\n", 2)[2]) for cue in cues)
+
+
+def test_document_errors_are_shown(page, tmp_path: Path) -> None:
+    bad = tmp_path / "x.exe"
+    bad.write_bytes(b"MZ\x90\x00")
+    translate_document(page, bad)
+    page.wait_for_selector("#file-error:not([hidden])")
+    message = page.inner_text("#file-error")
+    assert ".exe files cannot be translated" in message and ".txt" in message and ".docx" in message
+    assert page.is_hidden("#file-result") and page.inner_text("#file-status") == ""
+    screenshot(page, "browser-document-error.png")
 
 
 @pytest.fixture(scope="module")

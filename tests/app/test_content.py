@@ -73,3 +73,12 @@ def test_server_glossary_file(glossary_url: str) -> None:
     own = httpx.post(f"{glossary_url}/translate", json={**NATIVE, "text": "one two three",
                                                         "glossary": {"three": "THREE-Y"}}, timeout=60).json()
     assert "THREE-Y" in own["translations"][0]["text"]  # the request's entry wins over the file's
+
+
+def test_glossary_and_protected_spans_in_markup(client: httpx.Client) -> None:
+    body = {**NATIVE, "glossary": {"two": "ZWO"}}
+    html = client.post("/translate", json={**body, "text": "<p>one <b>two</b> three 42</p>", "format": "html"})
+    out = html.json()["translations"][0]["text"]
+    assert "<b>ZWO</b>" in out and out.count("42") == 1 and tags(out) == ["</b>", "</p>", "<b>", "<p>"]
+    md = client.post("/translate", json={**body, "text": "one **two** three", "format": "markdown"})
+    assert "**ZWO**" in md.json()["translations"][0]["text"]
