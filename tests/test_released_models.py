@@ -12,7 +12,7 @@ from model.translator import Translator
 from training.release import checksums
 
 RELEASED = Path(__file__).resolve().parents[1] / "released-models"
-SHIPPED = ["multi30k-en-de", "multi30k-de-en"]
+SHIPPED = ["multi30k-en-de", "multi30k-de-en", "multi30k-en-fr", "multi30k-fr-en", "multi30k-en-cs", "multi30k-cs-en"]
 
 SENTENCES = {
     "en": ["A dog runs across the green grass.", "Two children are playing with a red ball.",
@@ -20,10 +20,16 @@ SENTENCES = {
     "de": ["Ein Hund rennt über das grüne Gras.", "Zwei Kinder spielen mit einem roten Ball.",
            "Eine Frau in einem blauen Kleid sitzt auf einer Bank.",
            "Der Mann fährt mit dem Fahrrad die Straße entlang."],
+    "fr": ["Un chien court sur l'herbe verte.", "Deux enfants jouent avec un ballon rouge.",
+           "Une femme en robe bleue est assise sur un banc.", "L'homme fait du vélo dans la rue."],
+    "cs": ["Pes běží po zelené trávě.", "Dvě děti si hrají s červeným míčem.",
+           "Žena v modrých šatech sedí na lavičce.", "Muž jede na kole po ulici."],
 }
 # Function words that show which language came out; each output must contain one of its own language's.
 MARKERS = {"de": {"ein", "eine", "einem", "einer", "der", "die", "das", "mit", "auf", "und", "in", "im"},
-           "en": {"a", "an", "the", "with", "on", "and", "in", "is", "are"}}
+           "en": {"a", "an", "the", "with", "on", "and", "in", "is", "are"},
+           "fr": {"un", "une", "le", "la", "les", "des", "du", "de", "et", "dans", "sur", "avec", "est", "en"},
+           "cs": {"a", "na", "v", "ve", "s", "se", "do", "po", "je", "jsou", "u", "z", "před"}}
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -1,6 +1,7 @@
 """SubRip subtitles (.srt): each cue's text (parsed with the `srt` library) is a unit; numbers, timings, blank lines
-and line endings are the original bytes, and the line breaks inside a cue stay. A cue with tags (<i>, <font>) goes
-through app.markup."""
+and line endings are the original bytes. A cue's lines usually break one sentence in two, so the cue is translated
+as one line and the translation is broken again into as many lines, at the spaces that balance their lengths. A cue
+with tags (<i>, <font>) goes through app.markup."""
 
 from __future__ import annotations
 
@@ -34,18 +35,36 @@ class SubtitleDocument(Document):
 
     @staticmethod
     def cue_unit(cue: str) -> Unit:
+        one_line = SRT_LINE_BREAK.sub(" ", cue)
         if not SRT_TAG.search(cue):
-            return Unit(cue, cue)
-        source = SRT_LINE_BREAK.sub("<br>", cue.replace("&", "&amp;"))
-        return Unit(SRT_TAG.sub("", cue), source, "html")
+            return Unit(one_line, one_line)
+        return Unit(SRT_TAG.sub("", one_line), one_line.replace("&", "&amp;"), "html")
 
     def render(self, translations: list[str]) -> bytes:
         out, pos = [], 0
         for (a, b), unit, translated in zip(self.spans, self.units, translations):
             if unit.kind == "html":
-                line_break = SRT_LINE_BREAK.search(self.text[a:b])
-                translated = unescape(translated.replace("<br>", line_break.group() if line_break else "\n"))
-            out += [self.text[pos:a], translated]
+                translated = unescape(translated)
+            cue = self.text[a:b]
+            line_break = SRT_LINE_BREAK.search(cue)
+            lines = len(SRT_LINE_BREAK.split(cue.strip()))
+            out += [self.text[pos:a], rewrap(translated, lines, line_break.group() if line_break else "\n")]
             pos = b
         out.append(self.text[pos:])
         return encode_text("".join(out), self.bom)
+
+
+def rewrap(text: str, lines: int, line_break: str) -> str:
+    """`text` on `lines` lines (fewer if it has fewer words), broken at spaces outside tags so that the lines are
+    about equally long."""
+    words = [w for w in re.split(r" +(?![^<>]*>)", text.strip()) if w]
+    if lines <= 1 or len(words) < 2:
+        return text.strip()
+    out: list[str] = []
+    while len(out) < lines - 1 and len(words) > 1:
+        share = len(" ".join(words)) / (lines - len(out))
+        lengths = [len(" ".join(words[:i])) for i in range(1, len(words))]
+        cut = 1 + min(range(len(lengths)), key=lambda i: abs(lengths[i] - share))
+        out.append(" ".join(words[:cut]))
+        words = words[cut:]
+    return line_break.join([*out, " ".join(words)])
