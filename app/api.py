@@ -101,7 +101,7 @@ async def ready(registry: RegistryDep) -> ReadyResponse:
     if not registry.loaded:
         raise ApiError(503, "not_ready", "models are still loading", {"Retry-After": "5"})
     require_models(registry)
-    return ReadyResponse(status="ready", models=len(registry.models))
+    return ReadyResponse(status="ready", models=len(registry.models), broken=registry.broken)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["operations"],

@@ -53,8 +53,9 @@ AccessDep = Annotated[Access, Depends(get_access)]
 def require_models(registry: ModelRegistry) -> None:
     """503 while no model can serve (none found, or not loaded yet)."""
     if not registry.models:
-        raise ApiError(503, "not_ready", f"no translation model is loaded (models dir: {registry.settings.models_dir})",
-                       {"Retry-After": "30"})
+        broken = "; ".join(f"{name}: {why}" for name, why in registry.broken.items())
+        raise ApiError(503, "not_ready", f"no translation model is loaded (models dir: {registry.settings.models_dir})"
+                       + (f"; broken model folders: {broken}" if broken else ""), {"Retry-After": "30"})
 
 
 async def _disconnected(request: Request) -> None:

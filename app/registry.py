@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,12 +117,13 @@ def read_bleu(folder: Path) -> float | None:
 
 
 def model_folders(models_dir: Path) -> list[Path]:
-    """models_dir itself if it is a model folder, else its sub-folders that hold a config.json."""
-    if (models_dir / CONFIG).is_file():
+    """models_dir itself if it is a model folder, else its sub-folders that hold a config.json (even a broken
+    one, such as a symlink loop: those are reported, not ignored)."""
+    if os.path.lexists(models_dir / CONFIG):
         return [models_dir]
     if not models_dir.is_dir():
         return []
-    return sorted(p for p in models_dir.iterdir() if p.is_dir() and (p / CONFIG).is_file())
+    return sorted(p for p in models_dir.iterdir() if p.is_dir() and os.path.lexists(p / CONFIG))
 
 
 class ModelRegistry:
@@ -133,6 +135,7 @@ class ModelRegistry:
         self.models: dict[tuple[str, str], LoadedModel] = {}
         self.routes: dict[tuple[str, str], Route] = {}
         self.detector: LanguageDetector | None = None
+        self.broken: dict[str, str] = {}  # model folder name -> why it could not be loaded
         self.loaded = False
 
     def load(self) -> None:
@@ -148,7 +151,8 @@ class ModelRegistry:
             try:
                 bundle = load_model_folder(folder, device)
             except RnnmtError as exc:
-                log.error("skipping model folder %s: %s", folder, exc)
+                log.error("skipping broken model folder %s: %s", folder, exc)
+                self.broken[folder.name] = str(exc)
                 continue
             if bundle.model.config.attention == "none":
                 log.info("%s has no attention: return_attention will give null", folder.name)

@@ -186,6 +186,8 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: str = Field(examples=["ready"])
     models: int
+    broken: dict[str, str] = Field(default_factory=dict, description="model folders that could not be loaded, "
+                                   "and why (the others are served)")
 
 
 class ErrorDetail(BaseModel):

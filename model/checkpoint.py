@@ -125,14 +125,20 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ModelLoadError(f"model folder not found: {folder}")
     config_path = folder / CONFIG
-    if not config_path.is_file():
-        raise ModelLoadError(f"{folder} is not an rnnmt model folder (no {CONFIG})")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{folder} is not an rnnmt model folder (no {CONFIG})") from None
+    except OSError as exc:  # a symlink loop, a folder named config.json, no permission
+        raise ModelLoadError(f"cannot read {config_path}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{config_path} is not valid JSON: {exc}") from None
-    if config.get("format") != FORMAT or "model" not in config:
+    if not isinstance(config, dict) or config.get("format") != FORMAT or "model" not in config:
         raise ModelLoadError(f"{config_path} is not an rnnmt model config")
+    version = config.get("version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelLoadError(f"{config_path} has format version {version!r}; this rnnmt reads versions up to "
+                             f"{FORMAT_VERSION}: upgrade rnnmt to load it")
     return config
 
 
