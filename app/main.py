@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -93,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access = Access(settings, metrics)
     app.state.service = TranslationService(registry, settings, metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
+    if settings.cors_origins:  # off by default: browsers then only call the API from its own pages
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     app.include_router(api.router)

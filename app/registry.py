@@ -152,7 +152,7 @@ class ModelRegistry:
                 bundle = load_model_folder(folder, device)
             except RnnmtError as exc:
                 log.error("skipping broken model folder %s: %s", folder, exc)
-                self.broken[folder.name] = str(exc)
+                self.broken[folder.name] = str(exc).replace(str(folder), folder.name)  # no server paths in /ready
                 continue
             if bundle.model.config.attention == "none":
                 log.info("%s has no attention: return_attention will give null", folder.name)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     glossary_dir: Path | None = Field(None, description="folder of SRC-TGT.tsv glossaries (source term<TAB>target "
                                       "term), applied to every request of that pair")
 
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a "
+                                    "browser (CORS); empty = none (same-origin only), [\"*\"] = any")
+
     metrics_token: str | None = Field(None,
                                       description="when set, GET /metrics requires 'Authorization: Bearer <token>'")
 

@@ -86,3 +86,16 @@ def test_request_dependencies_run_on_the_event_loop(tmp_path: Path) -> None:
             stack.extend(dependency.dependencies)
             checked += 1
     assert checked >= 10
+
+
+def test_cors_is_off_by_default_and_configurable(tmp_path: Path) -> None:
+    async def preflight(settings: Settings) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
+                                     base_url="http://test") as client:
+            return await client.options("/translate", headers={"Origin": "https://example.org",
+                                                               "Access-Control-Request-Method": "POST"})
+
+    closed = asyncio.run(preflight(Settings(models_dir=tmp_path, device="cpu")))
+    assert "access-control-allow-origin" not in closed.headers
+    opened = asyncio.run(preflight(Settings(models_dir=tmp_path, device="cpu", cors_origins=["https://example.org"])))
+    assert opened.status_code == 200 and opened.headers["access-control-allow-origin"] == "https://example.org"
