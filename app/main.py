@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app import api, files, libretranslate
 from app.access import Access
@@ -84,8 +85,10 @@ def max_body_bytes(settings: Settings) -> int:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app. Without settings, they come from RNNMT_* environment variables."""
     settings = settings or get_settings()
-    app = FastAPI(title="rnnmt", version=VERSION, lifespan=lifespan,
-                  description="Machine translation with a recurrent encoder-decoder and Bahdanau attention.")
+    # /docs and /redoc load Swagger UI and ReDoc from the app itself (fastapi-offline ships them), not from a CDN:
+    # an offline or air-gapped server shows its API docs too.
+    app = FastAPIOffline(title="rnnmt", version=VERSION, lifespan=lifespan,
+                         description="Machine translation with a recurrent encoder-decoder and Bahdanau attention.")
     metrics = Metrics()
     registry = ModelRegistry(settings, metrics)
     app.state.settings = settings
