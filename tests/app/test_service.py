@@ -97,7 +97,7 @@ def test_languages(client: httpx.Client) -> None:
 def test_health_and_ready(client: httpx.Client) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "models": 1}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "models": 1, "broken": {}}
 
 
 def test_libretranslate(client: httpx.Client) -> None:
