@@ -304,12 +304,14 @@ def cmd_translate_file(args: argparse.Namespace) -> None:
     from app.documents import Translators, open_document, translate_units
     from app.errors import ApiError
     from app.metrics import Metrics
+    from app.protect import read_glossary
     from app.registry import DecodeOptions, ModelRegistry
-    from app.service import TranslationService, check_detected
+    from app.service import Content, TranslationService, check_detected
     from app.settings import Settings
     from model.errors import InputError
 
     source_path, out_path = Path(args.input), Path(args.output)
+    glossary = read_glossary(Path(args.glossary)) if args.glossary else {}
     try:
         data = source_path.read_bytes()
     except OSError as exc:
@@ -337,7 +339,9 @@ def cmd_translate_file(args: argparse.Namespace) -> None:
             source = check_detected([sample], await service.detect([sample]))[0].language
             print(f"detected language: {source}", file=sys.stderr)
         route = registry.route(source, args.target, detected=args.source == "auto")
-        translators = Translators.from_service(service, route, DecodeOptions(beam_size=args.beam_size))
+        content = Content(glossary=glossary, do_not_translate=args.do_not_translate)
+        translators = Translators.from_service(service, route, DecodeOptions(beam_size=args.beam_size),
+                                               content=content)
         with tqdm(total=len(document.units), unit="unit", desc=source_path.name, disable=None) as bar:
             translations = await translate_units(document.units, translators, bar.update)
         return document.render(translations)
@@ -420,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "or released-models/)")
     p.add_argument("--beam-size", type=_positive_int, default=5)
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--glossary", default=None, help="TSV file, 'source term<TAB>target term' a line (with the "
+                   "pair's file in $RNNMT_GLOSSARY_DIR)")
+    p.add_argument("--do-not-translate", action="append", default=[], metavar="TERM",
+                   help="a term kept as it is (repeatable; URLs, numbers, {name}, %%s... always are)")
     p.set_defaults(func=cmd_translate_file)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF with sacrebleu")

@@ -285,13 +285,23 @@ def load_glossaries(folder: Path | None) -> dict[tuple[str, str], dict[str, str]
     if folder is None or not folder.is_dir():
         return glossaries
     for path in sorted(folder.glob("*-*.tsv")):
-        pair = tuple(path.stem.split("-", 1))
-        entries = glossaries.setdefault((pair[0], pair[1]), {})
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            source, sep, target = line.partition("\t")
-            if not sep or not source.strip() or not target.strip():
-                raise InputError(f"{path}:{number}: expected 'source term<TAB>target term'")
-            entries[source.strip()] = target.strip()
+        source, target = path.stem.split("-", 1)
+        glossaries[(source, target)] = read_glossary(path)
     return glossaries
+
+
+def read_glossary(path: Path) -> dict[str, str]:
+    """One glossary file: `source term<TAB>target term` a line, blank lines and `#` comments skipped."""
+    entries: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read glossary {path}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        source, sep, target = line.partition("\t")
+        if not sep or not source.strip() or not target.strip():
+            raise InputError(f"{path}:{number}: expected 'source term<TAB>target term'")
+        entries[source.strip()] = target.strip()
+    return entries

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.alignment import Alignment, align_sentence, compose, concatenate, replace_terms
@@ -144,15 +145,8 @@ class TranslationService:
         """A request's texts along one route: markup through app.markup, texts with protected spans or glossary
         terms through app.protect (both use the best hypothesis and its alignment), the others through
         `translate` (n-best, scores, attention)."""
-        glossary = {**self.glossaries.get((route.source, route.target), {}), **(content.glossary or {})}
-        dnt = content.do_not_translate or ()
-
-        async def aligned(batch: list[str]) -> list[Alignment]:
-            """Markup's units, with glossary terms and protected spans put where their source words went."""
-            found = await self.translate_aligned(batch, route, options, client)
-            return [replace_terms(a, [(start, end, new) for start, end, _, new in find_spans(a.source, dnt, glossary)])
-                    for a in found]
-
+        glossary, dnt = self.glossary(route, content), content.do_not_translate or ()
+        aligned = self.aligned_with_terms(route, options, content, client)
         if content.format != "text":
             project = translate_html if content.format == "html" else translate_markdown
             outputs = await asyncio.gather(*(project(text, aligned) for text in texts))
@@ -169,6 +163,23 @@ class TranslationService:
             for k, r in zip(special, restored):
                 items[k] = plain_item(r.text, route, [slot.text for slot in r.unplaced] or None)
         return items  # type: ignore[return-value]
+
+    def glossary(self, route: Route, content: Content) -> dict[str, str]:
+        """The pair's glossary file, then the request's own entries (which win)."""
+        return {**self.glossaries.get((route.source, route.target), {}), **(content.glossary or {})}
+
+    def aligned_with_terms(self, route: Route, options: DecodeOptions, content: Content,
+                           client: str | None = None) -> Callable[[list[str]], Awaitable[list[Alignment]]]:
+        """translate_aligned for markup (HTML, Markdown, documents), with glossary terms and protected spans put
+        where their source words went before the tags are projected."""
+        glossary, dnt = self.glossary(route, content), content.do_not_translate or ()
+
+        async def aligned(batch: list[str]) -> list[Alignment]:
+            found = await self.translate_aligned(batch, route, options, client)
+            return [replace_terms(a, [(start, end, new) for start, end, _, new in find_spans(a.source, dnt, glossary)])
+                    for a in found]
+
+        return aligned
 
     async def translate(self, texts: list[str], route: Route, options: DecodeOptions,
                         return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Literal
 
-from app.alignment import Alignment
 from app.errors import ApiError
 from app.markup import TranslateAligned, translate_html, translate_markdown
 
 if TYPE_CHECKING:
     from app.registry import DecodeOptions, Route
-    from app.service import TranslationService
+    from app.service import Content, TranslationService
     from app.settings import Settings
 
 TranslateText = Callable[[list[str]], Awaitable[list[str]]]
@@ -68,16 +67,18 @@ class Translators:
 
     @classmethod
     def from_service(cls, service: TranslationService, route: Route, options: DecodeOptions,
-                     client: str | None = None) -> Translators:
-        """Both along one route of the service, for one client (its fair share of the batcher)."""
+                     client: str | None = None, content: Content | None = None) -> Translators:
+        """Both along one route of the service, for one client (its fair share of the batcher), with the
+        service's placeholder protection and glossaries (the pair's file, and `content`'s own)."""
+        from app.service import Content  # app.service imports app.markup, as this module does: no cycle, but late
+
+        content = content or Content()
 
         async def text(texts: list[str]) -> list[str]:
-            return [item.text for item in await service.translate(texts, route, options, client=client)]
+            return [item.text for item in await service.translate_content(texts, route, options, content,
+                                                                          client=client)]
 
-        async def aligned(texts: list[str]) -> list[Alignment]:
-            return await service.translate_aligned(texts, route, options, client)
-
-        return cls(text, aligned)
+        return cls(text, service.aligned_with_terms(route, options, content, client))
 
     async def html(self, html: str) -> str:
         return await translate_html(html, self.aligned)

@@ -82,3 +82,26 @@ def test_glossary_and_protected_spans_in_markup(client: httpx.Client) -> None:
     assert "<b>ZWO</b>" in out and out.count("42") == 1 and tags(out) == ["</b>", "</p>", "<b>", "<p>"]
     md = client.post("/translate", json={**body, "text": "one **two** three", "format": "markdown"})
     assert "**ZWO**" in md.json()["translations"][0]["text"]
+
+
+def test_documents_use_the_pair_glossary_and_protect_spans(glossary_url: str) -> None:
+    files = {"file": ("a.txt", b"one two three\n\nfour {name} five\n")}
+    answer = httpx.post(f"{glossary_url}/translate_file", files=files, data={"source": "en", "target": "de"},
+                        timeout=60)
+    assert answer.status_code == 200
+    text = answer.content.decode()
+    assert "DREI-X" in text and text.count("{name}") == 1
+
+
+def test_translate_file_cli_with_a_glossary(served_models_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "g.tsv").write_text("# mine\ntwo\tZWO\n", encoding="utf-8")
+    (tmp_path / "in.txt").write_text("one two three\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "app.cli", "translate-file", str(tmp_path / "in.txt"),
+                           str(tmp_path / "out.txt"), "--source", "en", "--target", "de", "--models-dir",
+                           str(served_models_dir), "--glossary", str(tmp_path / "g.tsv")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ZWO" in (tmp_path / "out.txt").read_text(encoding="utf-8")
