@@ -211,6 +211,18 @@ def pick_pair(url: str, source: str | None, target: str | None) -> tuple[str, st
     raise RuntimeError(f"no served pair matches {source}-{target}; served: {pairs}")
 
 
+def ready_pair(url: str, models_dir: Path, source: str | None, target: str | None,
+               sentences: list[str] | None) -> tuple[tuple[str, str], list[str]]:
+    """The pair to load-test on a ready server, and the sentences to send (built-in ones by default)."""
+    if httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+        raise RuntimeError(f"no model could be loaded from {models_dir}")
+    pair = pick_pair(url, source, target)
+    texts = sentences or SAMPLES.get(pair[0])
+    if not texts:
+        raise RuntimeError(f"no built-in sentences in {pair[0]!r}: pass --sentences FILE")
+    return pair, texts
+
+
 def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_size: int = 5,
                 sentences: list[str] | None = None, source: str | None = None, target: str | None = None,
                 batching_env: Mapping[str, str] | None = None, threads: int = 0) -> dict:
@@ -225,12 +237,7 @@ def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_si
     results = []
     for mode, env in modes.items():
         with running_server(models_dir, env, access_log=False) as url:
-            if httpx.get(f"{url}/ready", timeout=10).status_code != 200:
-                raise RuntimeError(f"no model could be loaded from {models_dir}")
-            pair = pick_pair(url, source, target)
-            texts = sentences or SAMPLES.get(pair[0])
-            if not texts:
-                raise RuntimeError(f"no built-in sentences in {pair[0]!r}: pass --sentences FILE")
+            pair, texts = ready_pair(url, models_dir, source, target, sentences)
             log.info("%s: %d clients x %d requests, %s-%s, beam %d", mode, clients, requests, *pair, beam_size)
             results.append(asyncio.run(drive(url, texts, *pair, clients, requests, beam_size, mode)))
     on, off = results
@@ -339,12 +346,7 @@ def bench_fairness(models_dir: Path, beam_size: int = 5, single_requests: int = 
                **({"RNNMT_THREADS": str(threads)} if threads else {}), **(batching_env or {}),
                "RNNMT_KEYS_DB": str(store.path)}
         with running_server(models_dir, env, access_log=False) as url:
-            if httpx.get(f"{url}/ready", timeout=10).status_code != 200:
-                raise RuntimeError(f"no model could be loaded from {models_dir}")
-            pair = pick_pair(url, source, target)
-            texts = sentences or SAMPLES.get(pair[0])
-            if not texts:
-                raise RuntimeError(f"no built-in sentences in {pair[0]!r}: pass --sentences FILE")
+            pair, texts = ready_pair(url, models_dir, source, target, sentences)
             log.info("fairness: %d sentences in %d-sentence requests over %d connections, %s-%s, beam %d",
                      flood_sentences, flood_batch, flood_connections, *pair, beam_size)
             result = asyncio.run(drive_fairness(url, keys, texts, *pair, beam_size, single_requests, flood_sentences,
