@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from app.alignment import Alignment, align_sentence, compose, concatenate, replace_terms
 from app.cache import LRUCache
+from app.documents.markup import html_text
 from app.errors import ApiError
 from app.markup import translate_html, translate_markdown
 from app.metrics import Metrics
@@ -126,7 +127,10 @@ class TranslationService:
     async def translate_auto(self, texts: list[str], target: str, options: DecodeOptions, content: Content,
                              return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
         """Detect each text's language, then translate the texts of each language along its route."""
-        detections = check_detected(texts, await self.detect(texts))
+        if content.format == "html":  # detect the language of the visible text, not of the tags
+            detections = check_detected(texts, await self.detect([html_text(t) for t in texts]))
+        else:
+            detections = check_detected(texts, await self.detect(texts))
         groups: dict[str, list[int]] = {}
         for i, found in enumerate(detections):
             groups.setdefault(found.language, []).append(i)

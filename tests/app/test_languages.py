@@ -75,6 +75,9 @@ def test_auto_detects_each_text_and_routes_it(pivot_url: str) -> None:
         same = http.post("/translate", json={"text": "The weather is nice today.", "source": "auto", "target": "en"})
         assert same.status_code == 400 and same.json()["error"]["code"] == "unsupported_pair"
         assert "detected as English ('en')" in same.json()["error"]["message"]
+        html = http.post("/translate", json={"text": f"<p>{FRENCH.replace('vélo', '<b>vélo</b>')}</p>",
+                                             "source": "auto", "target": "de", "format": "html"}).json()
+        assert html["translations"][0]["detected_language"]["language"] == "fr"  # the text's, not the tags'
         digits = http.post("/translate", json={"text": "12 345 !", "source": "auto", "target": "de"})
         assert digits.status_code == 400 and digits.json()["error"]["code"] == "language_not_detected"
 
