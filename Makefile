@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint test-deps browser-deps clean release-models docker-smoke
+.PHONY: install serve test lint test-deps browser-deps clean release-models docker-smoke test-image audit
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,13 @@ install: $(VENV)/.installed
 serve: install
 	$(VENV)/bin/rnnmt serve --host $(HOST) --port $(PORT)
 
-# Debian packages the tests start for real: chromium (browser test) and redis-server (quotas shared by replicas).
+# Debian packages the tests use for real: chromium (browser test), redis-server (quotas shared by replicas) and
+# trans-de-en (the Ding dictionary: its split rule is checked on the real file; `make release-models` trains on it).
 # Installed only when missing (skipped without root/apt; the tests that need them then skip and say why).
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 test-deps:
-	@for pkg in chromium:chromium redis-server:redis-server; do cmd=$${pkg%%:*}; deb=$${pkg##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	@for pkg in chromium:chromium redis-server:redis-server /usr/share/trans/de-en:trans-de-en; do cmd=$${pkg%%:*}; deb=$${pkg##*:}; \
+	  { command -v $$cmd >/dev/null 2>&1 || [ -e "$$cmd" ]; } || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 	    { $(APT_INSTALL) $$deb >/dev/null 2>&1 || \
 	      { apt-get update -q >/dev/null && $(APT_INSTALL) $$deb >/dev/null; }; } || \
 	    echo "test-deps: $$deb not installed; the tests that need it will be skipped"; }; done
@@ -43,7 +44,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # The recipe of the shipped models: train (resuming if interrupted), evaluate, benchmark, export with cards.
-release-models: install
+release-models: install test-deps
 	scripts/release-model.sh en-de
 	scripts/release-model.sh de-en
 	scripts/release-model.sh en-fr
@@ -56,3 +57,17 @@ release-models: install
 SMOKE ?= ../shared/tools/container-smoke.sh
 docker-smoke:
 	nice -n 19 bash $(SMOKE) $(CURDIR)
+
+# Build the image and check it as production runs it (scripts/test-image.sh): healthy within the start period,
+# non-root, read-only root filesystem, SIGTERM (podman stop) with a request in flight: it completes, exit 0 within
+# the grace period; prints build time, image size, start-up time and RSS. Needs podman; not in CI. Run it when the
+# Dockerfile or the dependencies change. Without registry access, pass the build options, e.g.
+#   make test-image TEST_IMAGE_BUILD_OPTS="--pull=never -v /opt/wheels:/opt/wheels:ro --build-arg PIP_FIND_LINKS=/opt/wheels"
+TEST_IMAGE_BUILD_OPTS ?=
+test-image:
+	BUILD_OPTS="$(TEST_IMAGE_BUILD_OPTS)" nice -n 19 bash scripts/test-image.sh
+
+# Known vulnerabilities in the installed Python packages (pip-audit; needs the PyPI JSON API or api.osv.dev:
+# AUDIT_SERVICE=osv). Exit 3 and says so when that database cannot be reached: nothing unaudited counts as clean.
+audit: install
+	VENV=$(VENV) bash scripts/audit.sh

@@ -20,7 +20,7 @@ from app.dependencies import (
 )
 from app.errors import ApiError
 from app.metrics import authorized
-from app.registry import DecodeOptions, language_name
+from app.registry import language_name
 from app.schemas import (
     ERROR_RESPONSES,
     DetectedLanguage,
@@ -33,6 +33,7 @@ from app.schemas import (
     ReadyResponse,
     TranslateRequest,
     TranslateResponse,
+    error_responses,
 )
 from app.service import Content, check_texts
 
@@ -53,8 +54,7 @@ async def translate(body: TranslateRequest, request: Request, response: Response
     check_texts(texts, settings)
     auto = body.source == "auto"
     route = None if auto else registry.route(body.source, body.target)
-    options = DecodeOptions(beam_size=body.beam_size, n_best=body.n_best, return_attention=body.return_attention,
-                            max_length=body.max_length)
+    options = body.decode_options()
     response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
     content = Content(body.format, body.glossary, body.do_not_translate)
     if route is None:
@@ -66,7 +66,7 @@ async def translate(body: TranslateRequest, request: Request, response: Response
                              timing_ms=round((time.perf_counter() - start) * 1000.0, 2))
 
 
-@router.post("/detect", response_model=DetectResponse, responses=ERROR_RESPONSES)
+@router.post("/detect", response_model=DetectResponse, responses=error_responses(400, 401, 403, 413, 422, 429, 503))
 async def detect(body: DetectRequest, request: Request, response: Response, service: ServiceDep,
                  registry: RegistryDep, settings: SettingsDep, access: AccessDep) -> DetectResponse:
     """Which of the served source languages each text is written in (candidates, best first)."""
@@ -95,7 +95,7 @@ async def health() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/ready", response_model=ReadyResponse, tags=["operations"], responses={503: {"model": ErrorResponse}})
+@router.get("/ready", response_model=ReadyResponse, tags=["operations"], responses=error_responses(503))
 async def ready(registry: RegistryDep) -> ReadyResponse:
     """Readiness: 200 once at least one model is loaded, 503 otherwise."""
     if not registry.loaded:
@@ -105,7 +105,8 @@ async def ready(registry: RegistryDep) -> ReadyResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["operations"],
-            responses={401: {"model": ErrorResponse}})
+            responses={401: {"model": ErrorResponse, "description": "RNNMT_METRICS_TOKEN is set and the request "
+                                 "does not carry it"}})
 async def metrics(request: Request, registry: RegistryDep, metrics: MetricsDep,
                   settings: SettingsDep) -> PlainTextResponse:
     """Prometheus metrics (text exposition format 0.0.4), of every worker; with RNNMT_METRICS_TOKEN set, only

@@ -1,13 +1,17 @@
 """Micro-batching: sentences of concurrent requests are decoded together in one worker thread per model.
 
-A request puts its sentences in a bounded queue and awaits an asyncio future. The worker thread takes the
-oldest pending sentence, gathers the pending sentences with the *same* decoding options (one decode call
+The batcher serves one translator (a `BatchTranslator`: model/translator.py's Translator in the service). A
+request's sentences are encoded once, when it is submitted (their token counts drive the batch limits and
+admission), and put in a bounded queue; the request awaits an asyncio future. The worker thread takes the
+oldest pending sentence, gathers the pending sentences with the *same* decoding settings (one translate call
 uses one SearchConfig) until the batch is full (`max_batch_tokens`, `max_batch_sentences`) or the oldest
-sentence has waited `max_wait_s`, decodes them in one call off the event loop, and hands the results back
+sentence has waited `max_wait_s`, translates them in one call off the event loop, and hands the results back
 through the futures (`loop.call_soon_threadsafe`). After a batch, it waits up to `regroup_s` for the
 clients that batch answered to send again, so that concurrent clients stay in one batch (see `_next_batch`).
-Back-pressure: a full queue raises QueueFullError (503 with Retry-After), a request past its deadline raises
-DeadlineExceededError (504), and a cancelled request (client gone) has its sentences removed from the queue.
+Back-pressure and admission (app/admission.py): a full queue, or a request whose expected wait (the tokens
+ahead of it at the measured tokens/s) exceeds its deadline, raises QueueFullError at once (503, Retry-After: the
+estimated drain time); a request whose deadline passes while queued raises DeadlineExceededError (504) and its
+sentences are not decoded; a cancelled request (client gone) has its sentences removed from the queue.
 
 Fair queuing: every request names its client (an API key or an address). A batch takes sentences from the
 waiting clients in turn (round-robin, the client served longest ago first), one client may hold at most
@@ -20,27 +24,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+from app.admission import ThroughputMeter, retry_after, tokens_ahead
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R")
-DecodeFn = Callable[[list[str], Any], Sequence[R]]  # (sentences, options) -> one result per sentence
+S = TypeVar("S")  # a sentence as the translator encoded it
+R = TypeVar("R")  # a sentence's translation
+R_co = TypeVar("R_co", covariant=True)
 BatchObserver = Callable[[int, int, float], None]  # (sentences, tokens, seconds) after each decode call
 
 
-class QueueFullError(Exception):
-    """Too many sentences are waiting; the client should retry after `retry_after_s` seconds."""
+class BatchTranslator(Protocol[S, R_co]):
+    """What a batcher serves: a model's Translator (model/translator.py; S = Source, R = Translation)."""
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def encode(self, texts: list[str]) -> list[S]:
+        """The sentences encoded once for translation (called on the event loop: it must be quick)."""
+
+    def count_tokens(self, sentence: S) -> int:
+        """The size of an encoded sentence in source tokens (batch limits, admission, throughput)."""
+
+    def translate_encoded(self, sentences: list[S], config: Any) -> Sequence[R_co]:
+        """One result per sentence, in order, with one set of decoding settings (hashable: batches group on it)."""
+
+
+class QueueFullError(Exception):
+    """Rejected at admission; the client should retry after `retry_after_s` seconds. `code`: "queue_full" (no
+    room in the queue) or "overloaded" (the expected wait exceeds the request's deadline)."""
+
+    def __init__(self, message: str, retry_after_s: int, code: str = "queue_full") -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.code = code
 
 
 class DeadlineExceededError(Exception):
@@ -71,7 +92,7 @@ class _Item:
 
     job: _Job
     index: int
-    sentence: str
+    sentence: Any  # as the translator encoded it
     tokens: int
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -86,15 +107,14 @@ def _fail(future: asyncio.Future, exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-class MicroBatcher(Generic[R]):
-    """Gathers sentences from concurrent requests and decodes them in batches in one worker thread."""
+class MicroBatcher(Generic[S, R]):
+    """Gathers sentences from concurrent requests and translates them in batches in one worker thread."""
 
-    def __init__(self, decode: DecodeFn, *, name: str = "model", max_batch_tokens: int = 2000,
+    def __init__(self, translator: BatchTranslator[S, R], *, name: str = "model", max_batch_tokens: int = 2000,
                  max_batch_sentences: int = 64, max_wait_s: float = 0.005, regroup_s: float = 0.05,
                  max_queue: int = 1024, max_queue_per_client: int | None = None,
-                 shared_batch_sentences: int | None = None,
-                 count_tokens: Callable[[str], int] | None = None, on_batch: BatchObserver | None = None) -> None:
-        self.decode = decode
+                 shared_batch_sentences: int | None = None, on_batch: BatchObserver | None = None) -> None:
+        self.translator = translator
         self.name = name
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_sentences = max_batch_sentences
@@ -103,12 +123,13 @@ class MicroBatcher(Generic[R]):
         self.max_queue = max_queue
         self.max_queue_per_client = max_queue_per_client or max_queue
         self.shared_batch_sentences = shared_batch_sentences or max_batch_sentences
-        self.count_tokens = count_tokens or (lambda sentence: len(sentence.split()) + 1)
         self.on_batch = on_batch
         self._pending: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._seconds_per_sentence = 0.01  # running estimate, for Retry-After
+        self.throughput = ThroughputMeter()  # tokens/s, for admission and Retry-After
+        self._busy_tokens = 0  # source tokens of the batch being decoded
+        self._busy_since = 0.0  # when the oldest sentence waiting at the time that batch was taken arrived
         self._free_since = 0.0  # when the worker finished its last batch (time.monotonic)
         self._answered = 0  # requests that the last batch completed
         self._requests = 0  # requests submitted so far
@@ -126,27 +147,19 @@ class MicroBatcher(Generic[R]):
 
     async def submit(self, sentences: list[str], options: Hashable, timeout_s: float,
                      client: Hashable = None) -> list[R]:
-        """Translate `sentences` with `options` for `client`; results in input order. Raises QueueFullError,
-        DeadlineExceededError, BatcherClosedError, or whatever the decode function raised."""
+        """Translate `sentences` with the decoding settings `options` for `client`; results in input order.
+        Raises QueueFullError, DeadlineExceededError, BatcherClosedError, or whatever the translator raised."""
         if not sentences:
             return []
         loop = asyncio.get_running_loop()
         job = _Job(options, client, loop.create_future(), loop, time.monotonic() + timeout_s,
                    [None] * len(sentences), len(sentences))
-        items = [_Item(job, i, s, self.count_tokens(s)) for i, s in enumerate(sentences)]
+        encoded = self.translator.encode(sentences)
+        items = [_Item(job, i, s, self.translator.count_tokens(s)) for i, s in enumerate(encoded)]
         with self._cond:
             if self._closed:
                 raise BatcherClosedError("the service is shutting down")
-            # A request bigger than the whole queue is still accepted when nothing else waits.
-            if self._pending and len(self._pending) + len(items) > self.max_queue:
-                wait = math.ceil(len(self._pending) * self._seconds_per_sentence)
-                raise QueueFullError(f"{len(self._pending)} sentences are waiting for model {self.name}; "
-                                     "retry later", max(1, wait))
-            own = sum(1 for item in self._pending if item.job.client == client)
-            if own and own + len(items) > self.max_queue_per_client:
-                wait = math.ceil(own * self._seconds_per_sentence)
-                raise QueueFullError(f"{own} of your sentences are already waiting for model {self.name} (at most "
-                                     f"{self.max_queue_per_client} per client); retry later", max(1, wait))
+            self._admit(items, client, timeout_s)
             self._pending.extend(items)
             self._requests += 1
             self._cond.notify()
@@ -158,6 +171,27 @@ class MicroBatcher(Generic[R]):
         except asyncio.CancelledError:
             self._drop(job)
             raise
+
+    def _admit(self, items: list[_Item], client: Hashable, timeout_s: float) -> None:
+        """Raise QueueFullError unless the queue has room for `items` and they can be decoded within timeout_s
+        at the measured rate (called with the lock held). A request bigger than the whole queue is still
+        accepted when nothing else waits."""
+        queue = [(item.job.client, item.tokens) for item in self._pending]
+        drain_s = self.throughput.seconds_for(self._busy_tokens + sum(tokens for _, tokens in queue))
+        if self._pending and len(self._pending) + len(items) > self.max_queue:
+            raise QueueFullError(f"{len(self._pending)} sentences are waiting for model {self.name}; retry later",
+                                 retry_after(drain_s))
+        own = sum(1 for owner, _ in queue if owner == client)
+        if own and own + len(items) > self.max_queue_per_client:
+            own_s = self.throughput.seconds_for(self._busy_tokens + tokens_ahead(queue, client, own))
+            raise QueueFullError(f"{own} of your sentences are already waiting for model {self.name} (at most "
+                                 f"{self.max_queue_per_client} per client); retry later", retry_after(own_s))
+        ahead = self._busy_tokens + tokens_ahead(queue, client, own + len(items))
+        wait_s = self.throughput.seconds_for(ahead + sum(item.tokens for item in items))
+        if self._pending and wait_s is not None and wait_s > timeout_s:
+            raise QueueFullError(f"model {self.name} is overloaded: this request would wait about {wait_s:.0f} s, "
+                                 f"longer than its {timeout_s:g} s deadline; retry later", retry_after(drain_s),
+                                 code="overloaded")
 
     def _drop(self, job: _Job) -> None:
         """Forget a job that timed out or was cancelled: its queued sentences are not decoded."""
@@ -186,6 +220,7 @@ class MicroBatcher(Generic[R]):
             answered, clients = self._decode_batch(batch)
             with self._cond:
                 self._free_since, self._answered, self._requests_at_free = time.monotonic(), answered, self._requests
+                self._busy_tokens = 0
                 self._answered_clients = clients
                 if len(self._served) > 4 * self.max_queue:  # forget clients that are gone
                     waiting = {item.job.client for item in self._pending}
@@ -213,7 +248,9 @@ class MicroBatcher(Generic[R]):
                 wait = ready_at - now
                 if full or wait <= 0:
                     taken = {id(item) for item in batch}
+                    self._busy_since = self._pending[0].enqueued  # the queue is in arrival order
                     self._pending = deque(i for i in self._pending if id(i) not in taken)
+                    self._busy_tokens = sum(item.tokens for item in batch)
                     return batch
                 self._cond.wait(wait)
             return None
@@ -258,14 +295,16 @@ class MicroBatcher(Generic[R]):
             self._served[item.job.client] = self._batches
         start = time.perf_counter()
         try:
-            results = self.decode([item.sentence for item in batch], options)
+            results = self.translator.translate_encoded([item.sentence for item in batch], options)
         except Exception as exc:  # the requests get the error; the worker lives on
             log.warning("decoding a batch of %d sentences failed: %s", len(batch), exc)
             for job in {id(item.job): item.job for item in batch}.values():
                 self._call(job, _fail, exc)
             return 0, set()
         seconds = time.perf_counter() - start
-        self._seconds_per_sentence = 0.8 * self._seconds_per_sentence + 0.2 * seconds / len(batch)
+        tokens = sum(item.tokens for item in batch)
+        with self._cond:
+            self.throughput.record(tokens, self._busy_since)
         completed: set[Hashable] = set()
         answered = 0
         for item, result in zip(batch, results):
@@ -277,7 +316,7 @@ class MicroBatcher(Generic[R]):
                 completed.add(job.client)
                 answered += 1
         if self.on_batch is not None:
-            self.on_batch(len(batch), sum(item.tokens for item in batch), seconds)
+            self.on_batch(len(batch), tokens, seconds)
         return answered, completed
 
     @staticmethod

@@ -49,12 +49,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def running_server(models_dir: Path, env: Mapping[str, str] | None = None, timeout_s: float = 120.0,
-                   log_file: Path | None = None, access_log: bool = True) -> Iterator[str]:
-    """Start `rnnmt serve` on a free port with extra RNNMT_* env; yield its base URL once it answers /health.
+@dataclass
+class ServerProcess:
+    """A `rnnmt serve` subprocess: its base URL, its process and its log file."""
 
-    The caller decides whether it must also be ready (/ready). The server is terminated on exit.
+    url: str
+    process: subprocess.Popen
+    log_file: Path
+
+
+@contextmanager
+def server_process(models_dir: Path, env: Mapping[str, str] | None = None, timeout_s: float = 120.0,
+                   log_file: Path | None = None, access_log: bool = True) -> Iterator[ServerProcess]:
+    """Start `rnnmt serve` on a free port with extra RNNMT_* env; yield it once it answers /health.
+
+    The caller decides whether it must also be ready (/ready). The server is terminated on exit (if still running).
     """
     port = free_port()
     cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -80,14 +89,22 @@ def running_server(models_dir: Path, env: Mapping[str, str] | None = None, timeo
             if time.monotonic() > deadline:
                 raise TimeoutError(f"server did not start within {timeout_s:g} s; log: {log_file}")
             time.sleep(0.2)
-        yield url
+        yield ServerProcess(url, process, log_file)
     finally:
         process.terminate()
         try:
-            process.wait(15)
+            process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running_server(models_dir: Path, env: Mapping[str, str] | None = None, timeout_s: float = 120.0,
+                   log_file: Path | None = None, access_log: bool = True) -> Iterator[str]:
+    """`server_process`, yielding only its base URL."""
+    with server_process(models_dir, env, timeout_s, log_file, access_log) as server:
+        yield server.url
 
 
 @dataclass
@@ -126,6 +143,7 @@ class KeepAliveClient:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.last_head = ""  # status line and headers of the last response
+        self.last_body = b""
 
     async def connect(self) -> None:
         """Open the connection now (post_json opens it when needed)."""
@@ -141,16 +159,21 @@ class KeepAliveClient:
         """Send one request, read the whole response; returns the status code.
 
         The request is written before the first suspension when the connection is already open."""
+        return await self.request("POST", path, json.dumps(body).encode())
+
+    async def request(self, method: str, path: str, payload: bytes | None = None) -> int:
+        """Send one request (a JSON body, if any); read the whole response into last_head and last_body."""
         await self.connect()
-        payload = json.dumps(body).encode()
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json"
-                          f"{self.extra_headers}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        body_headers = ("" if payload is None
+                        else f"\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}")
+        self.writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}{body_headers}"
+                          f"{self.extra_headers}\r\n\r\n".encode() + (payload or b""))
         head = self.last_head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         status = int(head.split(" ", 2)[1])
         length = re.search(r"^content-length:\s*(\d+)", head, re.I | re.M)
         if length is None:
             raise RuntimeError(f"response without Content-Length: {head.splitlines()[0]}")
-        await self.reader.readexactly(int(length.group(1)))
+        self.last_body = await self.reader.readexactly(int(length.group(1)))
         if re.search(r"^connection:\s*close", head, re.I | re.M):
             await self.close()
         return status

@@ -10,6 +10,15 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from model.atomic import atomic_open, atomic_write
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from app.settings import Settings
+    from training.prepare import DataConfig
 
 EXIT_USER_ERROR = 2
 
@@ -24,6 +33,18 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return value
+
+
+def _load_factor(text: str) -> float:
+    """'2x' or '2' -> 2.0 (times the measured capacity)."""
+    return _positive_float(text.strip().lower().removesuffix("x"))
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -34,21 +55,65 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def cmd_prepare(args: argparse.Namespace) -> None:
-    from training.config import load_config
-    from training.prepare import DataConfig, prepare
+def _prepare_config(args: argparse.Namespace) -> DataConfig:
+    """The DataConfig of `rnnmt prepare`: a config file's data section or the options; --corpus, --valid-corpus
+    and downloaded corpora (`--download NAME[:WEIGHT]`) replace its corpora."""
+    from dataclasses import replace
 
+    from model.errors import ConfigError
+    from training.config import load_config
+    from training.prepare import DataConfig
+
+    downloads = args.download or []
     if args.config:
         data = load_config(args.config, args.set).data
     else:
         data = DataConfig(
             prepared_dir=args.out, dataset=None if args.src else args.dataset, pair=args.pair,
-            data_dir=args.data_dir, download=args.download, train_src=args.src, train_tgt=args.tgt,
+            data_dir=args.data_dir, download="multi30k" in downloads, train_src=args.src, train_tgt=args.tgt,
             valid_src=args.valid_src or args.src, valid_tgt=args.valid_tgt or args.tgt, vocab_size=args.vocab_size,
             joint_vocab=not args.separate_vocab)
-    folder = prepare(data, force=args.force)
+    corpora = list(args.corpus or [])
+    named = [name for name in downloads if name != "multi30k"]
+    if named:
+        from training.corpora import CorpusSpec
+        from training.download import fetch_opus
+
+        for text in named:
+            path = fetch_opus(CorpusSpec.parse(text).source, data.langs)
+            print(f"downloaded {path}: corpus opus:{text}")
+            corpora.append(f"opus:{text}")
+    if not corpora and not args.valid_corpus:
+        return data
+    if args.src and corpora:
+        raise ConfigError("give training data as --corpus (or --download NAME) or as --src/--tgt, not both")
+    return replace(data, corpora=corpora or data.corpora, valid_corpora=args.valid_corpus or data.valid_corpora)
+
+
+def prepare_summary(folder: Path, report: dict) -> str:
+    """prepare.json's report as a few lines: read, dropped by rule, kept, examples, per corpus, validation."""
+    train, valid = report["train"], report["valid"]
+
+    def counts(named: dict[str, int]) -> str:
+        return "; ".join(f"{name} {n:,}" for name, n in named.items()) or "none"
+
+    return "\n".join([
+        f"prepared {folder}",
+        f"  read      {train.get('read', train['kept']):,} pairs",
+        f"  dropped   {counts(train.get('dropped', {}))}",
+        f"  kept      {train['kept']:,} distinct pairs -> {train.get('examples', train['kept']):,} training examples "
+        "(corpus weights applied)",
+        f"  corpora   {counts(train.get('corpora', {}))}",
+        f"  valid     {valid['kept']:,} pairs ({counts(valid.get('corpora', {}))})",
+    ])
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from training.prepare import prepare
+
+    folder = prepare(_prepare_config(args), force=args.force)
     report = json.loads((folder / "prepare.json").read_text())["report"]
-    print(f"prepared {folder}: {json.dumps(report)}")
+    print(prepare_summary(folder, report))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -61,30 +126,34 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(metrics, indent=2))
 
 
-def _search_config(translator, args: argparse.Namespace):
-    return translator.search_config(beam_size=args.beam_size, n_best=args.n_best,
-                                    length_penalty=getattr(args, "length_penalty", None),
-                                    stop_early=False if getattr(args, "exact_stop", False) else None)
+def _search_config(translator, args: argparse.Namespace, **changes):
+    """The decoding settings of a command: the model's (its folder's config.json), changed by the options given."""
+    return translator.defaults.changed(beam_size=args.beam_size, n_best=getattr(args, "n_best", None),
+                                       length_penalty=getattr(args, "length_penalty", None),
+                                       stop_early=False if getattr(args, "exact_stop", False) else None, **changes)
 
 
-def _translator(args: argparse.Namespace):
+def _translator(args: argparse.Namespace, precision: str | None = None):
     from model.translator import Translator
 
-    return Translator.from_folder(args.model, device=args.device, batch_tokens=args.batch_tokens,
+    precision = precision or getattr(args, "precision", None) or "fp32"
+    return Translator.from_folder(args.model, device=args.device, precision=precision,
+                                  batch_tokens=args.batch_tokens,
                                   max_batch_size=getattr(args, "batch_size", None) or 128)
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
+    import contextlib
     import io
 
     translator = _translator(args)
     config = _search_config(translator, args)
     raw_in = open(args.input, "rb") if args.input else sys.stdin.buffer  # noqa: SIM115
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     # Strict UTF-8: invalid bytes are an error with a line number, not silent replacement characters.
     lines = (line.rstrip("\r\n") for line in io.TextIOWrapper(raw_in, encoding="utf-8", errors="strict"))
     chunk = args.batch_size or 256
-    try:
+    with contextlib.ExitStack() as stack:  # -o FILE appears whole, once every line is translated
+        out = stack.enter_context(atomic_open(args.output, text=True)) if args.output else sys.stdout
         for translation in translator.translate_stream(_checked_utf8(lines), config, chunk_lines=chunk):
             if args.n_best > 1:
                 for hyp in translation.hypotheses:
@@ -93,9 +162,6 @@ def cmd_translate(args: argparse.Namespace) -> None:
             else:
                 out.write(translation.text + "\n")
             out.flush()
-    finally:
-        if args.output:
-            out.close()
 
 
 def _checked_utf8(lines):
@@ -126,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"chrF = {result['chrf']:.2f}  {result['chrf_signature']}")
     print(f"{result['sentences']} sentences in {result['wall_time_s']} s ({result['sentences_per_s']} sentences/s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        atomic_write(args.json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -135,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from training.data import read_lines
     from training.evaluate import resolve_testset
 
-    translator = _translator(args)
+    translator = _translator(args, precision="fp32")  # run_bench switches kernels per precision
     targets = None
     if args.src:
         sources = read_lines(args.src)
@@ -147,10 +213,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
     sources = [s for s in sources if s.strip()]
     if not sources:
         raise InputError("the benchmark needs at least one non-empty source sentence")
-    report = run_bench(translator, sources, targets, args.threads, args.max_sentences, args.train_steps)
+    report = run_bench(translator, sources, targets, args.threads, args.max_sentences, args.train_steps,
+                       precisions=tuple(p.strip() for p in args.precision.split(",") if p.strip()) or ("fp32",),
+                       limit_rounds=args.limit_rounds)
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        atomic_write(args.json, json.dumps(report, indent=2) + "\n")
 
 
 def cmd_plot_attention(args: argparse.Namespace) -> None:
@@ -160,7 +228,7 @@ def cmd_plot_attention(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     translator = _translator(args)
-    config = translator.search_config(beam_size=args.beam_size, return_attention=True)
+    config = _search_config(translator, args, return_attention=True)
     result = translator.translate([args.text], config)[0]
     hyp = result.hypotheses[0]
     if hyp.attention is None:
@@ -176,28 +244,40 @@ def cmd_plot_attention(args: argparse.Namespace) -> None:
     ax.set_ylabel("target pieces")
     fig.colorbar(image, ax=ax, label="attention weight")
     fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
+    with atomic_open(args.output) as handle:  # the format from the name's extension, as savefig(path) does
+        fig.savefig(handle, dpi=120, format=Path(args.output).suffix.lstrip(".") or None)
     print(f"{hyp.text}\nwrote {args.output}")
 
 
-def _check_settings() -> None:
+def _check_settings() -> Settings:
     """Read the RNNMT_* settings once here, so that a bad value is one line and exit 2, not a worker traceback."""
     from pydantic import ValidationError
 
     from app.settings import Settings
+    from model.cpu_features import cpu_features
     from model.errors import ConfigError
 
     try:
-        Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(f"RNNMT_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
                              for e in exc.errors())
         raise ConfigError(f"bad service setting: {problems}") from None
+    if settings.precision != "auto" and settings.precision not in cpu_features().precisions():
+        raise ConfigError(f"RNNMT_PRECISION={settings.precision}: this CPU cannot decode in it "
+                          f"({cpu_features().describe()}); it supports {', '.join(cpu_features().precisions())}")
+    return settings
+
+
+def _stop(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handler: before it starts, or re-raised by it after a graceful shutdown."""
+    raise SystemExit(0)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     import os
     import shutil
+    import signal
     import tempfile
 
     import uvicorn
@@ -213,7 +293,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         os.environ["RNNMT_DEVICE"] = args.device
     if args.threads is not None:
         os.environ["RNNMT_THREADS"] = str(args.threads)
-    _check_settings()
+    if args.precision:
+        os.environ["RNNMT_PRECISION"] = args.precision
+    settings = _check_settings()
+    # A stop request ends in exit 0: uvicorn drains (app/shutdown.py), then raises SIGTERM again for its caller.
+    signal.signal(signal.SIGTERM, _stop)
     # Several workers add up their metrics through files in one folder (prometheus_client's multiprocess mode),
     # named before they start: $PROMETHEUS_MULTIPROC_DIR, or else a fresh folder removed at exit.
     metrics_dir = None
@@ -228,7 +312,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log.info("%d workers add up their metrics through %s", args.workers, os.environ["PROMETHEUS_MULTIPROC_DIR"])
     try:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    log_level=args.log_level, access_log=not args.no_access_log, timeout_graceful_shutdown=10)
+                    log_level=args.log_level, access_log=not args.no_access_log,
+                    timeout_graceful_shutdown=settings.shutdown_grace_s)
     finally:
         if metrics_dir:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
@@ -250,7 +335,15 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
         sentences = [line.strip() for line in lines if line.strip()] or None
     batching = {"RNNMT_MAX_BATCH_SENTENCES": str(args.max_batch_sentences), "RNNMT_MAX_WAIT_MS": str(args.max_wait_ms),
                 "RNNMT_REGROUP_MS": str(args.regroup_ms)}
-    if args.fairness:
+    if args.soak is not None:
+        from app.bench_soak import bench_soak, format_soak
+
+        report = bench_soak(models_dir.resolve(), minutes=args.soak, load=args.load, deadline_s=args.deadline_s,
+                            clients=args.clients, capacity_s=args.capacity_s, beam_size=args.beam_size,
+                            probe_interval_s=args.probe_interval_s, sentences=sentences, source=args.source,
+                            target=args.target, server_env=batching, threads=args.threads)
+        print(format_soak(report))
+    elif args.fairness:
         report = bench_fairness(models_dir.resolve(), beam_size=args.beam_size, single_requests=args.single_requests,
                                 flood_sentences=args.flood_sentences, flood_batch=args.flood_batch,
                                 flood_connections=args.flood_connections, sentences=sentences, source=args.source,
@@ -262,7 +355,7 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
                              batching_env=batching, threads=args.threads)
         print(format_table(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        atomic_write(args.json, json.dumps(report, indent=2) + "\n")
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
@@ -296,8 +389,6 @@ def cmd_keys(args: argparse.Namespace) -> None:
 def cmd_translate_file(args: argparse.Namespace) -> None:
     """Translate one document (.txt, .srt, .html, .md, .docx) in-process, as POST /translate_file does."""
     import asyncio
-    import os
-    import tempfile
 
     from tqdm import tqdm
 
@@ -305,7 +396,8 @@ def cmd_translate_file(args: argparse.Namespace) -> None:
     from app.errors import ApiError
     from app.metrics import Metrics
     from app.protect import read_glossary
-    from app.registry import DecodeOptions, ModelRegistry
+    from app.registry import ModelRegistry
+    from app.schemas import DecodeOptions
     from app.service import Content, TranslationService, check_detected
     from app.settings import Settings
     from model.errors import InputError
@@ -353,18 +445,11 @@ def cmd_translate_file(args: argparse.Namespace) -> None:
     finally:
         registry.close()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(translated)
-        os.replace(temporary, out_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(out_path, translated)
     print(f"wrote {out_path}: {len(document.units)} units, {document.chars} characters translated")
 
 
-def _add_decode_options(parser: argparse.ArgumentParser) -> None:
+def _add_decode_options(parser: argparse.ArgumentParser, precision: bool = True) -> None:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
     parser.add_argument("--n-best", type=_positive_int, default=1)
@@ -374,6 +459,10 @@ def _add_decode_options(parser: argparse.ArgumentParser) -> None:
                              "beam-size finished hypotheses, as fairseq)")
     parser.add_argument("--batch-tokens", type=_positive_int, default=2000, help="source tokens per batch")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    if precision:
+        parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8", "auto"],
+                            help="what the decoder computes in (bf16 needs a CPU with native bf16; auto: the fastest "
+                                 "this CPU supports)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,7 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="multi30k")
     p.add_argument("--pair", default="en-de")
     p.add_argument("--data-dir", default=None, help="Multi30k folder (default: $RNNMT_DATA_DIR or ../shared/...)")
-    p.add_argument("--download", action="store_true", help="fetch Multi30k from its public repository if missing")
+    p.add_argument("--download", action="append", nargs="?", const="multi30k", metavar="NAME[:WEIGHT]",
+                   help="alone: fetch Multi30k from its public repository if missing; with a name (tatoeba, "
+                        "europarl, news-commentary): download that OPUS corpus for --pair into the cache (online) "
+                        "and train on it too; repeatable")
+    p.add_argument("--corpus", action="append", metavar="SPEC[:WEIGHT]",
+                   help="a training corpus: file.tsv, memory.tmx, Moses prefix, a.src,a.tgt, OPUS zip (gz/xz/bz2/zst "
+                        "ok), or multi30k / ding...; the weight repeats it (2) or samples it (0.5); repeatable")
+    p.add_argument("--valid-corpus", action="append", metavar="SPEC",
+                   help="a validation corpus (same forms); repeatable; default with --corpus: multi30k")
     p.add_argument("--src", help="training source file (plain or .gz)")
     p.add_argument("--tgt", help="training target file")
     p.add_argument("--valid-src")
@@ -422,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="target language code")
     p.add_argument("--models-dir", default=None, help="folder of model folders (default: $RNNMT_MODELS_DIR "
                    "or released-models/)")
-    p.add_argument("--beam-size", type=_positive_int, default=5)
+    p.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     p.add_argument("--glossary", default=None, help="TSV file, 'source term<TAB>target term' a line (with the "
                    "pair's file in $RNNMT_GLOSSARY_DIR)")
@@ -442,13 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="decode/training throughput, latency, memory, fraction of the matmul limit")
-    _add_decode_options(p)
+    _add_decode_options(p, precision=False)
     p.add_argument("--src", help="source sentences (default: Multi30k val of the model's pair)")
     p.add_argument("--ref", help="targets for the training-throughput part")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=_positive_int, default=2)
     p.add_argument("--max-sentences", type=_positive_int, default=512)
     p.add_argument("--train-steps", type=_positive_int, default=30)
+    p.add_argument("--limit-rounds", type=_positive_int, default=3, help="rounds of the matmul-limit measurement")
+    p.add_argument("--precision", default="fp32", metavar="LIST",
+                   help="decoding precisions to compare, comma-separated: fp32,int8,bf16,auto (default fp32)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_bench)
 
@@ -467,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or released-models/)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (0 = torch's default)")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8", "auto"],
+                   help="what the decoder computes in (default: $RNNMT_PRECISION or fp32)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
     p.set_defaults(func=cmd_serve)
@@ -484,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0, help="for the batching run")
     p.add_argument("--regroup-ms", type=_non_negative_float, default=50.0, help="for the batching run")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
-    p.add_argument("--json", help="write the report here")
+    p.add_argument("--json", "--json-out", dest="json", help="write the report here (JSON)")
     p.add_argument("--fairness", action="store_true", help="instead: latency of a one-sentence client (API key "
                    "'single') idle and while another key ('flood') sends many sentences")
     p.add_argument("--single-requests", type=_positive_int, default=40, help="--fairness: requests of 'single' "
@@ -493,6 +595,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flood-batch", type=_positive_int, default=8, help="--fairness: sentences per 'flood' request")
     p.add_argument("--flood-connections", type=_positive_int, default=8,
                    help="--fairness: concurrent connections of 'flood'")
+    p.add_argument("--soak", type=_positive_float, default=None, metavar="MINUTES", help="instead: measure the "
+                   "capacity (closed loop, --clients), then open-loop Poisson load at --load x capacity for MINUTES "
+                   "with a /health prober; status codes, deadlines, Retry-After against the real drain, RSS")
+    p.add_argument("--load", type=_load_factor, default=2.0, help="--soak: offered load, e.g. 2x the capacity")
+    p.add_argument("--deadline-s", type=_positive_float, default=10.0,
+                   help="--soak: the server's request deadline (RNNMT_REQUEST_TIMEOUT_S)")
+    p.add_argument("--capacity-s", type=_positive_float, default=20.0,
+                   help="--soak: seconds of closed-loop load that measure the capacity (and warm up)")
+    p.add_argument("--probe-interval-s", type=_positive_float, default=0.1, help="--soak: GET /health this often")
     p.set_defaults(func=cmd_bench_serve)
 
     p = sub.add_parser("keys", help="API keys of the service: add, list, revoke, set-limits")

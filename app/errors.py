@@ -89,11 +89,11 @@ async def handle_http(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 async def handle_queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
-    return error_response(503, "queue_full", str(exc), {"Retry-After": str(exc.retry_after_s)})
+    return error_response(503, exc.code, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
 
 async def handle_deadline(request: Request, exc: DeadlineExceededError) -> JSONResponse:
-    return error_response(504, "timeout", str(exc))
+    return error_response(504, "deadline_exceeded", str(exc))
 
 
 async def handle_closed(request: Request, exc: BatcherClosedError) -> JSONResponse:

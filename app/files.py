@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from app.access import Access, Caller
 from app.dependencies import AccessDep, RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
 from app.documents import (
+    CONTENT_TYPES,
     SUPPORTED_EXTENSIONS,
     Document,
     DocumentError,
@@ -49,10 +50,12 @@ from app.documents import (
     translate_units,
 )
 from app.errors import ApiError
-from app.registry import DecodeOptions, ModelRegistry, Route
-from app.schemas import ERROR_RESPONSES
+from app.registry import ModelRegistry, Route
+from app.schemas import ERROR_RESPONSES, DecodeOptions, error_responses
 from app.service import TranslationService, check_detected
 from app.settings import Settings
+from model.atomic import atomic_write
+from model.errors import WriteError
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +63,9 @@ router = APIRouter(tags=["documents"])
 
 STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9_][A-Za-z0-9_.-]*")
 FILE_HELP = f"the document: {', '.join(SUPPORTED_EXTENSIONS)}"
-FILE_RESPONSES = {**ERROR_RESPONSES, 200: {"description": "the translated document",
-                                           "content": {"application/octet-stream": {}}}}
+FILE_ERRORS = {**ERROR_RESPONSES, **error_responses(415)}
+DOCUMENT = {200: {"description": "the translated document",
+                  "content": {media.split(";")[0]: {} for media in CONTENT_TYPES.values()}}}
 
 
 # --- the translation both faces share ------------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def attachment(name: str) -> str:
 # --- the native face ---------------------------------------------------------------------------------------------
 
 
-@router.post("/translate_file", response_class=Response, responses=FILE_RESPONSES)
+@router.post("/translate_file", response_class=Response, responses={**FILE_ERRORS, **DOCUMENT})
 async def translate_file(request: Request, file: Annotated[UploadFile, File(description=FILE_HELP)],
                          target: Annotated[str, Form(description="target language code")],
                          service: ServiceDep, registry: RegistryDep, settings: SettingsDep, access: AccessDep,
@@ -172,18 +176,16 @@ def safe_name(name: str) -> str:
 def store(folder: Path, name: str, data: bytes) -> str:
     """Write `data` as <uuid>.<safe name> atomically (no reader ever sees half a file); the stored name."""
     stored = f"{uuid.uuid4().hex}.{safe_name(name)}"
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(temporary, folder / stored)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        atomic_write(folder / stored, data)
+    except WriteError as exc:  # the disk is full: say so, without the server's paths
+        log.error("%s", exc)
+        raise ApiError(507, "insufficient_storage", "the server has no room to store the translated document") \
+            from None
     return stored
 
 
-@router.post("/libretranslate/translate_file", tags=["libretranslate"], responses=ERROR_RESPONSES)
+@router.post("/libretranslate/translate_file", tags=["libretranslate"], responses=FILE_ERRORS)
 async def libretranslate_translate_file(
         request: Request, file: Annotated[UploadFile, File(description=FILE_HELP)],
         source: Annotated[str, Form(description="source language code, or auto")],
@@ -203,7 +205,7 @@ async def libretranslate_translate_file(
 
 
 @router.get("/libretranslate/download_file/{filename}", name="libretranslate_download_file",
-            tags=["libretranslate"], response_class=Response, responses=FILE_RESPONSES)
+            tags=["libretranslate"], response_class=Response, responses={**error_responses(404), **DOCUMENT})
 async def libretranslate_download_file(filename: str, settings: SettingsDep) -> Response:
     """A document translated by /libretranslate/translate_file, for file_ttl_s seconds."""
     folder = files_dir(settings)

@@ -8,6 +8,11 @@ which LibreTranslate's own Python client sends), and answers {"translatedText": 
 UI and clients the limits and whether a key is required. source "auto" detects each text's language, and
 detectedLanguage carries the detector's confidence in percent (LibreTranslate's unit). Errors keep this service's
 shape {"error": {"code", "message"}}.
+
+Validation, where LibreTranslate is looser than a strict schema: form fields are all strings on the wire, so a form
+body is validated in lax mode ("alternatives=2" is the integer 2, as LibreTranslate reads it); a JSON body is
+validated strictly, as the published schema says ("alternatives": "2" is a 422). q may be a string or a list, in
+JSON and in forms (q=...&q=... or q[]=...), as in LibreTranslate. An empty q is a 422 (LibreTranslate answers 400).
 """
 
 from __future__ import annotations
@@ -15,46 +20,49 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.dependencies import AccessDep, RegistryDep, ServiceDep, SettingsDep, require_models, unless_disconnected
 from app.documents import SUPPORTED_EXTENSIONS
 from app.errors import ApiError
-from app.registry import DecodeOptions, language_name
+from app.registry import language_name
 from app.schemas import (
     ERROR_RESPONSES,
+    DecodeOptions,
     LibreTranslateDetection,
     LibreTranslateDetectRequest,
     LibreTranslateFrontendSettings,
     LibreTranslateLanguage,
     LibreTranslateRequest,
     LibreTranslateResponse,
+    error_responses,
 )
 from app.service import Content, check_texts
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/libretranslate", tags=["libretranslate"])
+T = TypeVar("T", bound=BaseModel)
 
-DEFAULT_BEAM = 5
 FORM = "application/x-www-form-urlencoded"
 DETECT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": LibreTranslateDetectRequest.model_json_schema()},
     FORM: {"schema": LibreTranslateDetectRequest.model_json_schema()},
 }}}
+LT_ERRORS = {**ERROR_RESPONSES, **error_responses(415)}  # 415: a multipart body
 REQUEST_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": LibreTranslateRequest.model_json_schema()},
     FORM: {"schema": LibreTranslateRequest.model_json_schema()},
 }}}
 
 
-async def read_fields(request: Request) -> dict[str, Any]:
-    """The request's fields from a JSON or a form-encoded body (strict UTF-8 either way)."""
+async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
+    """The request's fields from a JSON or a form-encoded body (strict UTF-8 either way), and whether it was JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type.startswith("multipart/"):
         raise ApiError(415, "unsupported_media_type", f"send JSON or {FORM}, not {content_type}")
@@ -65,37 +73,43 @@ async def read_fields(request: Request) -> dict[str, Any]:
         raise ApiError(400, "invalid_encoding", "request body is not valid UTF-8") from None
     if content_type == FORM:
         fields = parse_qs(text, keep_blank_values=True)
-        return {key: values[0] if len(values) == 1 and key != "q[]" else values for key, values in fields.items()}
+        single = {key: values[0] if len(values) == 1 and key != "q[]" else values for key, values in fields.items()}
+        return single, False
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(422, "validation_error", "the request body must be a JSON object")
-    return data
+    return data, True
+
+
+def validate(model: type[T], fields: dict[str, Any], strict: bool) -> T:
+    """The body as `model`, or the usual 422 (strict for JSON bodies, lax for forms: see the module)."""
+    try:
+        return model.model_validate(fields, strict=strict)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
 @router.post("/translate", response_model=LibreTranslateResponse, response_model_exclude_none=True,
-             responses=ERROR_RESPONSES, openapi_extra=REQUEST_BODY)
+             responses=LT_ERRORS, openapi_extra=REQUEST_BODY)
 async def translate(request: Request, response: Response, service: ServiceDep, registry: RegistryDep,
                     settings: SettingsDep, access: AccessDep) -> LibreTranslateResponse:
     """LibreTranslate's /translate: {"q", "source", "target"} -> {"translatedText"}."""
-    fields = await read_fields(request)
+    fields, is_json = await read_fields(request)
     api_key = fields.get("api_key")
     caller = access.identify(request, api_key if isinstance(api_key, str) else None)
     if "q[]" in fields and "q" not in fields:
         fields["q"] = fields.pop("q[]")
-    try:
-        body = LibreTranslateRequest.model_validate(fields)
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    body = validate(LibreTranslateRequest, fields, strict=is_json)
     require_models(registry)
     texts = [body.q] if isinstance(body.q, str) else list(body.q)
     check_texts(texts, settings)
     auto = body.source == "auto"
     route = None if auto else registry.route(body.source, body.target)
     n_best = body.alternatives + 1
-    options = DecodeOptions(beam_size=max(DEFAULT_BEAM, n_best), n_best=n_best)
+    options = DecodeOptions(n_best=n_best)  # the model's beam, widened to n_best
     response.headers.update(await access.spend(caller, sum(len(t) for t in texts)))
     content = Content(format=body.format)
     if route is None:
@@ -113,18 +127,15 @@ async def translate(request: Request, response: Response, service: ServiceDep, r
     return LibreTranslateResponse(translatedText=translated, alternatives=alternatives, detectedLanguage=detected)
 
 
-@router.post("/detect", response_model=list[LibreTranslateDetection], responses=ERROR_RESPONSES,
+@router.post("/detect", response_model=list[LibreTranslateDetection], responses=LT_ERRORS,
              openapi_extra=DETECT_BODY)
 async def detect(request: Request, response: Response, registry: RegistryDep, settings: SettingsDep,
                  access: AccessDep) -> list[LibreTranslateDetection]:
     """LibreTranslate's /detect: {"q"} -> [{"language", "confidence"}], best first, confidence in percent."""
-    fields = await read_fields(request)
+    fields, is_json = await read_fields(request)
     api_key = fields.get("api_key")
     caller = access.identify(request, api_key if isinstance(api_key, str) else None)
-    try:
-        body = LibreTranslateDetectRequest.model_validate(fields)
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    body = validate(LibreTranslateDetectRequest, fields, strict=is_json)
     require_models(registry)
     check_texts([body.q], settings)
     response.headers.update(await access.spend(caller, len(body.q)))

@@ -10,6 +10,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,10 +24,12 @@ from app.access import Access
 from app.body_limit import BodyLimitMiddleware
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
+from app.openapi import published_openapi
 from app.registry import ModelRegistry
 from app.runtime import tune_allocator
 from app.service import TranslationService
 from app.settings import Settings, get_settings
+from app.shutdown import Drain, DrainMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ VERSION = "0.1.0"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load every model folder once at start-up (off the event loop); stop the batchers at shutdown."""
+    """Load every model folder once at start-up (off the event loop); drain on SIGTERM (app/shutdown.py);
+    stop the batchers at shutdown."""
     settings: Settings = app.state.settings
     tune_allocator()  # also in `uvicorn app.main:...` workers, which skip the CLI
     if settings.threads > 0:
@@ -51,9 +55,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # which otherwise walk it again and again while requests wait.
     gc.collect()
     gc.freeze()
+    drain: Drain = app.state.drain
+    unhook_signals = drain.hook_signals()
     try:
         yield
     finally:
+        drain.begin()
+        unhook_signals()
         registry.close()
         app.state.access.close()
         app.state.metrics.close()
@@ -96,14 +104,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.access = Access(settings, metrics)
     app.state.service = TranslationService(registry, settings, metrics)
+    app.state.drain = drain = Drain()
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
     if settings.cors_origins:  # off by default: browsers then only call the API from its own pages
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    app.add_middleware(DrainMiddleware, drain=drain)  # inside the metrics: its 503s are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(libretranslate.router)
     app.include_router(files.router)
     mount_web_page(app)
+    app.openapi = partial(published_openapi, app)  # type: ignore[method-assign]  # languages and limits filled in
     return app

@@ -1,6 +1,7 @@
 """Model folders by language pair: every folder with a config.json under models_dir is loaded once.
 
-Each loaded model gets a Translator and its own MicroBatcher (one decoding thread per model). BLEU for
+Each loaded model gets a Translator and its own MicroBatcher, which serves that Translator (one decoding thread
+per model; the service's path is api -> service -> batcher -> translator -> search). BLEU for
 /languages comes from the folder's metrics.json ("test_bleu") when present. A pair without a model of its own
 is served through English when models X->en and en->Y are loaded (a `Route` of two legs). The language
 detector is built once, over the languages the models translate from.
@@ -22,8 +23,7 @@ from app.schemas import LanguagePair, ModelInfo
 from app.settings import Settings
 from model.checkpoint import CONFIG, ModelBundle, load_model_folder
 from model.errors import RnnmtError
-from model.search import SearchConfig
-from model.translator import Translation, Translator, resolve_device
+from model.translator import Source, Translation, Translator, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +39,13 @@ def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code.lower(), code)
 
 
-@dataclass(frozen=True)
-class DecodeOptions:
-    """The search settings of a request: hashable, so the batcher groups and the cache keys on it."""
-
-    beam_size: int = 5
-    n_best: int = 1
-    return_attention: bool = False
-    max_length: int | None = None  # target pieces per sentence; None = the model's proportional limit
-
-
 @dataclass
 class LoadedModel:
     """One model folder ready to serve: its translator, its batcher and what /languages says about it."""
 
     bundle: ModelBundle
     translator: Translator
-    batcher: MicroBatcher[Translation]
+    batcher: MicroBatcher[Source, Translation]
     bleu: float | None
     info: ModelInfo
 
@@ -101,13 +91,6 @@ class Route:
                             pivot=self.pivot, models=self.model_names)
 
 
-def search_config(translator: Translator, options: DecodeOptions) -> SearchConfig:
-    """The model's decoding defaults with the request's options."""
-    limits = {} if options.max_length is None else {"max_len_a": 0.0, "max_len_b": options.max_length + 1}
-    return translator.search_config(beam_size=options.beam_size, n_best=options.n_best,
-                                    return_attention=options.return_attention, **limits)
-
-
 def read_bleu(folder: Path) -> float | None:
     try:
         value = json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("test_bleu")
@@ -118,12 +101,14 @@ def read_bleu(folder: Path) -> float | None:
 
 def model_folders(models_dir: Path) -> list[Path]:
     """models_dir itself if it is a model folder, else its sub-folders that hold a config.json (even a broken
-    one, such as a symlink loop: those are reported, not ignored)."""
+    one, such as a symlink loop: those are reported, not ignored). Hidden folders are skipped: they are model
+    folders being published, or left by an interrupted publish (model/atomic.py)."""
     if os.path.lexists(models_dir / CONFIG):
         return [models_dir]
     if not models_dir.is_dir():
         return []
-    return sorted(p for p in models_dir.iterdir() if p.is_dir() and os.path.lexists(p / CONFIG))
+    return sorted(p for p in models_dir.iterdir()
+                  if not p.name.startswith(".") and p.is_dir() and os.path.lexists(p / CONFIG))
 
 
 class ModelRegistry:
@@ -149,7 +134,7 @@ class ModelRegistry:
         device = resolve_device(settings.device)
         for folder in folders:
             try:
-                bundle = load_model_folder(folder, device)
+                bundle = load_model_folder(folder, device, settings.precision)
             except RnnmtError as exc:
                 log.error("skipping broken model folder %s: %s", folder, exc)
                 self.broken[folder.name] = str(exc).replace(str(folder), folder.name)  # no server paths in /ready
@@ -161,8 +146,8 @@ class ModelRegistry:
                 log.warning("skipping %s: %s-%s is already served by %s", folder, *pair, self.models[pair].name)
                 continue
             self.models[pair] = self._serve(bundle, read_bleu(folder))
-            log.info("loaded %s (%s-%s, %d parameters) on %s", bundle.name, *pair,
-                     bundle.model.num_parameters(), device)
+            log.info("loaded %s (%s-%s, %d parameters) on %s, kernel %s", bundle.name, *pair,
+                     bundle.model.num_parameters(), device, bundle.model.kernel.name)
         self.routes = plan_routes(self.models)
         sources = sorted({source for source, _ in self.models})
         if sources:
@@ -174,22 +159,14 @@ class ModelRegistry:
     def _serve(self, bundle: ModelBundle, bleu: float | None) -> LoadedModel:
         s = self.settings
         translator = Translator(bundle, batch_tokens=s.max_batch_tokens, max_batch_size=s.max_batch_sentences)
-        tokenizer = bundle.src_tokenizer
-
-        def decode(sentences: list[str], options: DecodeOptions) -> list[Translation]:
-            return translator.translate(sentences, search_config(translator, options))
-
-        def count_tokens(sentence: str) -> int:
-            return len(tokenizer.encode([sentence])[0]) + 1  # + EOS
-
-        batcher: MicroBatcher[Translation] = MicroBatcher(
-            decode, name=bundle.name, max_batch_tokens=s.max_batch_tokens, max_batch_sentences=s.max_batch_sentences,
-            max_wait_s=s.max_wait_ms / 1000.0, regroup_s=s.regroup_ms / 1000.0, max_queue=s.max_queue,
-            max_queue_per_client=s.max_queue_per_client, shared_batch_sentences=s.shared_batch_sentences,
-            count_tokens=count_tokens,
-            on_batch=self.metrics.batch_observer(bundle.name))
+        batcher: MicroBatcher[Source, Translation] = MicroBatcher(
+            translator, name=bundle.name, max_batch_tokens=s.max_batch_tokens,
+            max_batch_sentences=s.max_batch_sentences, max_wait_s=s.max_wait_ms / 1000.0,
+            regroup_s=s.regroup_ms / 1000.0, max_queue=s.max_queue, max_queue_per_client=s.max_queue_per_client,
+            shared_batch_sentences=s.shared_batch_sentences, on_batch=self.metrics.batch_observer(bundle.name))
         info = ModelInfo(name=bundle.name, source=bundle.source_lang, target=bundle.target_lang,
-                         architecture=bundle.model.config.to_dict(), parameters=bundle.model.num_parameters())
+                         architecture=bundle.model.config.to_dict(), parameters=bundle.model.num_parameters(),
+                         precision=bundle.model.kernel.precision, kernel=bundle.model.kernel.name)
         return LoadedModel(bundle, translator, batcher, bleu, info)
 
     def model_named(self, name: str) -> LoadedModel:

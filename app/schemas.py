@@ -1,14 +1,19 @@
 """Request and response bodies of the HTTP API (pydantic), with the examples shown in the OpenAPI docs.
 
 Validation of types and ranges happens here, at the edge; limits that depend on settings (characters,
-number of texts) and on loaded models (language pairs) are checked by the service.
+number of texts) and on loaded models (language pairs) are checked by the service, and app/openapi.py writes them
+into the published schema. The native bodies are strict (JSON types as declared: `0` is not a boolean, `"5"` not an
+integer), so that what the schema calls invalid is rejected.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from model.search import SearchConfig
 
 MAX_BEAM = 16
 MAX_GLOSSARY = 1000
@@ -21,6 +26,11 @@ ARCHITECTURE_EXAMPLE = {
 }
 
 
+def json_integer(value: Any) -> Any:
+    """JSON Schema's integer, which strict mode alone would narrow: 3.0 is the integer 3; "3" and true stay invalid."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def text_or_texts(value: Any) -> Any:
     """One clear message instead of pydantic's one-per-union-member for a field that is str | list[str]."""
     if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
@@ -28,10 +38,41 @@ def text_or_texts(value: Any) -> Any:
     raise ValueError("must be a string or a list of strings")
 
 
-class TranslateRequest(BaseModel):
-    """POST /translate: one text or a list of texts (each may hold several sentences and line breaks)."""
+class DecodeOptions(BaseModel):
+    """The decoding settings a request chooses, mapped onto the serving model's SearchConfig by `search_config`
+    (the one place): a setting the request leaves out is the model's (its config.json `decoding` section, else
+    SearchConfig's own default). The service carries these, as a pair may be served by two models (a pivot)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    model_config = ConfigDict(strict=True)
+
+    beam_size: int | None = Field(None, ge=1, le=MAX_BEAM, description="1 = greedy search; default: the model's "
+                                  "(widened to n_best when narrower)")
+    n_best: int = Field(1, ge=1, le=MAX_BEAM, description="alternatives per text (the beam is at least this wide)")
+    max_length: int | None = Field(None, ge=1, le=1024, description="maximum target pieces per sentence "
+                                   "(default: proportional to the source length)")
+    return_attention: bool = Field(False, description="add the attention matrix of every sentence")
+
+    _integers = field_validator("beam_size", "n_best", "max_length", mode="before")(json_integer)
+
+    def search_config(self, defaults: SearchConfig) -> SearchConfig:
+        """The serving model's settings (`defaults`) with this request's. n_best alternatives need a beam of at
+        least n_best: the beam is widened (a rule JSON Schema cannot state, so no 422)."""
+        limits = {} if self.max_length is None else {"max_len_a": 0.0, "max_len_b": self.max_length + 1}
+        return defaults.changed(beam_size=max(self.beam_size or defaults.beam_size, self.n_best), n_best=self.n_best,
+                                return_attention=self.return_attention, **limits)
+
+    def best_only(self) -> DecodeOptions:
+        """The best hypothesis only, with the beam this request would search (a pivot's first leg)."""
+        beam = None if self.beam_size is None else max(self.beam_size, self.n_best)
+        return DecodeOptions(beam_size=beam, n_best=1, max_length=self.max_length,
+                             return_attention=self.return_attention)
+
+
+class TranslateRequest(DecodeOptions):
+    """POST /translate: one text or a list of texts (each may hold several sentences and line breaks), and the
+    decoding settings (DecodeOptions)."""
+
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [
         {"text": "A man is riding a bike.", "source": "en", "target": "de"},
         {"text": ["Two dogs play in the snow.", "A girl reads a book.\nShe smiles."], "source": "en",
          "target": "de", "beam_size": 5, "n_best": 3, "return_scores": True, "return_attention": True},
@@ -41,12 +82,7 @@ class TranslateRequest(BaseModel):
     source: str = Field(min_length=1, max_length=20, description="source language code, or 'auto' to detect "
                         "the language of each text", examples=["en", "auto"])
     target: str = Field(min_length=1, max_length=20, description="target language code", examples=["de"])
-    beam_size: int = Field(5, ge=1, le=MAX_BEAM, description="1 = greedy search")
-    n_best: int = Field(1, ge=1, le=MAX_BEAM, description="alternatives per text (at most beam_size)")
-    max_length: int | None = Field(None, ge=1, le=1024, description="maximum target pieces per sentence "
-                                   "(default: proportional to the source length)")
     return_scores: bool = Field(False, description="add length-normalized log-probabilities")
-    return_attention: bool = Field(False, description="add the attention matrix of every sentence")
     format: Literal["text", "html", "markdown"] = Field("text", description="html and markdown: tags and "
                                                         "syntax kept, inline tags put back around the words their "
                                                         "source words aligned to (the best hypothesis only)")
@@ -57,15 +93,13 @@ class TranslateRequest(BaseModel):
 
     _check_text = field_validator("text", mode="before")(text_or_texts)
 
-    @model_validator(mode="after")
-    def _n_best_within_beam(self) -> TranslateRequest:
-        if self.n_best > self.beam_size:
-            raise ValueError(f"n_best ({self.n_best}) must not exceed beam_size ({self.beam_size})")
-        return self
-
     @property
     def texts(self) -> list[str]:
         return [self.text] if isinstance(self.text, str) else list(self.text)
+
+    def decode_options(self) -> DecodeOptions:
+        """The decoding settings alone (what the service carries)."""
+        return DecodeOptions.model_validate(self.model_dump(include=set(DecodeOptions.model_fields)))
 
 
 class SentenceAttention(BaseModel):
@@ -123,6 +157,8 @@ class ModelInfo(BaseModel):
     target: str
     architecture: dict[str, Any] = Field(examples=[ARCHITECTURE_EXAMPLE])
     parameters: int
+    precision: str = Field("fp32", description="what the decoder computes in (RNNMT_PRECISION)")
+    kernel: str = Field("", description="the decoding kernel chosen when the model loaded", examples=["feature-major"])
 
 
 class TranslateResponse(BaseModel):
@@ -163,7 +199,7 @@ class LanguagesResponse(BaseModel):
 class DetectRequest(BaseModel):
     """POST /detect: one text or a list of texts, each detected on its own."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Ein Mann fährt Fahrrad."}]})
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [{"text": "Ein Mann fährt Fahrrad."}]})
 
     text: str | list[str]
 
@@ -202,7 +238,11 @@ class ErrorResponse(BaseModel):
 
 
 class LibreTranslateRequest(BaseModel):
-    """LibreTranslate's POST /translate (JSON or form-encoded)."""
+    """LibreTranslate's POST /translate (JSON or form-encoded).
+
+    Not strict in itself: a form sends every field as a string ("alternatives=2"), which LibreTranslate accepts,
+    so app/libretranslate.py validates form bodies in lax mode and JSON bodies strictly (JSON types as declared).
+    """
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"q": "A man is riding a bike.", "source": "en", "target": "de", "format": "text"},
@@ -217,6 +257,7 @@ class LibreTranslateRequest(BaseModel):
                                 "'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
 
     _check_q = field_validator("q", mode="before")(text_or_texts)
+    _integers = field_validator("alternatives", mode="before")(json_integer)
 
 
 class LibreTranslateResponse(BaseModel):
@@ -256,13 +297,26 @@ class LibreTranslateLanguage(BaseModel):
     targets: list[str]
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in [
-        (400, "unknown language pair, malformed JSON or a body that is not UTF-8"),
-        (413, "a text longer than max_chars, or more than max_texts texts"),
-        (422, "a field with the wrong type or out of range, or an empty text"),
-        (503, "no model loaded, or the queue is full (see Retry-After)"),
-        (504, "the translation did not finish before the request deadline"),
-    ]
+ERROR_DESCRIPTIONS = {
+    400: "unknown language pair, malformed JSON, a body that is not UTF-8, or a text whose language could not be "
+         "detected (source 'auto' needs letters of a served language)",
+    401: "an API key is required (RNNMT_REQUIRE_API_KEY)",
+    403: "the API key is not valid or was revoked",
+    404: "no such file (translated files expire)",
+    413: "a text longer than max_chars, more than max_texts texts, or a body or file over the limits",
+    415: "a content type or a file type that is not supported",
+    422: "a field with the wrong type or out of range, or an empty text",
+    429: "a quota is used up (see Retry-After and the RateLimit-* headers)",
+    503: "no model loaded (not_ready), the queue is full (queue_full), the expected wait exceeds the request "
+         "deadline (overloaded), or the server is shutting down (shutting_down); see Retry-After",
+    504: "the request deadline passed while it waited (deadline_exceeded)",
 }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the error JSON model."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+ERROR_RESPONSES = error_responses(400, 401, 403, 413, 422, 429, 503, 504)
+"""The errors of a translation or detection request (the documents' routes add 415)."""

@@ -13,20 +13,20 @@ detected on its own and the texts are translated in groups by detected language.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.alignment import Alignment, align_sentence, compose, concatenate, replace_terms
+from app.batcher import QueueFullError
 from app.cache import LRUCache
 from app.documents.markup import html_text
 from app.errors import ApiError
 from app.markup import translate_html, translate_markdown
 from app.metrics import Metrics
 from app.protect import find_spans, load_glossaries, translate_protected
-from app.registry import DecodeOptions, LoadedModel, ModelRegistry, Route
-from app.schemas import Alternative, DetectedLanguage, PivotStep, SentenceAttention, TranslationItem
+from app.registry import LoadedModel, ModelRegistry, Route
+from app.schemas import Alternative, DecodeOptions, DetectedLanguage, PivotStep, SentenceAttention, TranslationItem
 from app.segment import Segmented, split
 from app.settings import Settings
 from model.translator import Translation, TranslationHypothesis
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 EOS_PIECE = "</s>"
 EMPTY = TranslationHypothesis(text="", score=0.0, log_prob=0.0, tgt_pieces=[])
-REJECT_REASONS = {"QueueFullError": "queue_full", "DeadlineExceededError": "timeout", "CancelledError": "cancelled",
-                  "BatcherClosedError": "shutting_down"}
+REJECT_REASONS = {"DeadlineExceededError": "deadline_exceeded", "CancelledError": "cancelled",
+                  "BatcherClosedError": "shutting_down"}  # QueueFullError: its code (queue_full, overloaded)
 
 
 def check_texts(texts: list[str], settings: Settings) -> None:
@@ -191,9 +191,7 @@ class TranslationService:
         if route.pivot is None:
             return await self.translate_with(texts, route.legs[0], options, return_scores, client)
         first, second = route.legs
-        to_pivot = DecodeOptions(beam_size=options.beam_size, n_best=1, return_attention=options.return_attention,
-                                 max_length=options.max_length)
-        middle = await self.translate_with(texts, first, to_pivot, False, client)
+        middle = await self.translate_with(texts, first, options.best_only(), False, client)
         final = await self.translate_with([item.text for item in middle], second, options, return_scores, client)
         return [item.model_copy(update={"models": route.model_names, "pivot": PivotStep(
             language=route.pivot, text=step.text, attention=step.alternatives[0].attention)})
@@ -203,7 +201,7 @@ class TranslationService:
                                 client: str | None = None) -> list[Alignment]:
         """Each text's best translation with its word alignment from attention (markup, placeholders and
         glossaries put things back through it); a pivoted route composes its legs' alignments."""
-        options = dataclasses.replace(options, n_best=1, return_attention=True)
+        options = options.model_copy(update={"n_best": 1, "return_attention": True})
         aligned: list[Alignment] | None = None
         for leg in route.legs:
             step = await self._aligned_with([a.target for a in aligned] if aligned else texts, leg, options, client)
@@ -242,8 +240,10 @@ class TranslationService:
 
     async def translate_sentences(self, sentences: list[str], model: LoadedModel, options: DecodeOptions,
                                   client: str | None = None) -> list[Translation]:
-        """Cached sentences from the cache, the others (each distinct one once) through the batcher."""
-        keys = [LRUCache.key(model.name, options, s) for s in sentences]
+        """Cached sentences from the cache, the others (each distinct one once) through the batcher, with the
+        request's options over the model's decoding settings."""
+        config = options.search_config(model.translator.defaults)
+        keys = [LRUCache.key(model.name, config, s) for s in sentences]
         found: list[Translation | None] = [self.cache.get(k) for k in keys]
         if self.cache.capacity:
             hits = sum(t is not None for t in found)
@@ -252,9 +252,10 @@ class TranslationService:
         missing = list(dict.fromkeys(s for s, t in zip(sentences, found) if t is None))
         if missing:
             try:
-                decoded = await model.batcher.submit(missing, options, self.settings.request_timeout_s, client)
+                decoded = await model.batcher.submit(missing, config, self.settings.request_timeout_s, client)
             except BaseException as exc:  # CancelledError too: the client went away
-                self.metrics.rejected.inc(REJECT_REASONS.get(type(exc).__name__, "error"))
+                reason = exc.code if isinstance(exc, QueueFullError) else REJECT_REASONS.get(type(exc).__name__)
+                self.metrics.rejected.inc(reason or "error")
                 raise
             by_sentence = dict(zip(missing, decoded))
             for key, sentence, cached in zip(keys, sentences, found):

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     models_dir: Path = Field(DEFAULT_MODELS_DIR, description="folder of model folders (or one model folder)")
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:[0-9]+)?)$", description="auto | cpu | cuda")
     threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default)")
+    precision: str = Field("fp32", pattern="^(fp32|bf16|int8|auto)$",
+                           description="what the decoder computes in: fp32 | bf16 (CPUs with native bf16) | int8 | "
+                                       "auto (the fastest this CPU supports)")
 
     # Micro-batching: sentences of concurrent requests are decoded together.
     max_batch_tokens: int = Field(2000, ge=1, description="source tokens per decode call")
@@ -33,7 +36,11 @@ class Settings(BaseSettings):
     regroup_ms: float = Field(50.0, ge=0.0, description="after a batch, how long to wait for the clients it "
                               "answered to send again (only while they have not)")
     max_queue: int = Field(1024, ge=1, description="pending sentences per model before 503")
-    request_timeout_s: float = Field(30.0, gt=0.0, description="per-request deadline (504 after it)")
+    request_timeout_s: float = Field(30.0, gt=0.0, description="per-request deadline: 503 at once when the "
+                                     "expected wait in the queue exceeds it, 504 when it passes while queued")
+    shutdown_grace_s: float = Field(20.0, gt=0.0, description="after SIGTERM, how long requests in flight may "
+                                    "take to finish before they are cancelled (the container's stop timeout "
+                                    "must be longer)")
 
     # Request limits, checked at the edge.
     max_chars: int = Field(5000, ge=1, description="characters per text (413 beyond)")

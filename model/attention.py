@@ -61,21 +61,3 @@ class BahdanauAttention(nn.Module):
         weights = torch.softmax(scores, dim=-1)  # (batch, src_len)
         context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (batch, enc_out)
         return context, weights
-
-    def attend_split(
-        self, projected_query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-        long_rows: torch.Tensor, short_len: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`attend` when only the rows `long_rows` (n,) have real source positions past `short_len`.
-
-        All rows attend over the first short_len positions; then the long rows attend again over all
-        positions and replace their results. The elementwise work over (batch, src_len, attention_size)
-        then follows the short sources, not the few long ones (search sets this up; see greedy_search).
-        """
-        context, short_weights = self.attend(projected_query, keys[:, :short_len], values[:, :short_len],
-                                             mask[:, :short_len])  # (batch, enc_out), (batch, short_len)
-        long_context, long_weights = self.attend(projected_query[long_rows], keys[long_rows], values[long_rows],
-                                                 mask[long_rows])  # (n, enc_out), (n, src_len)
-        weights = short_weights.new_zeros(mask.shape)  # (batch, src_len)
-        weights[:, :short_len] = short_weights
-        return context.index_copy_(0, long_rows, long_context), weights.index_copy_(0, long_rows, long_weights)

@@ -7,21 +7,24 @@ config.json holds {"format", "version", "source_lang", "target_lang", "model": M
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from model.atomic import staged_folder
 from model.config import ModelConfig
-from model.errors import ConfigError, ModelLoadError
+from model.errors import ConfigError, InputError, ModelLoadError, WriteError
+from model.kernels import choose_kernel
+from model.search import SearchConfig
 from model.seq2seq import Seq2Seq
 from model.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 FORMAT = "rnnmt-model"
 FORMAT_VERSION = 1
@@ -51,6 +54,18 @@ class ModelBundle:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def decoding(self) -> SearchConfig:
+        """The model's decoding defaults: config.json's `decoding` section over SearchConfig's own (the one place
+        they are read). Raises ModelLoadError for a section that is not valid settings."""
+        section = self.meta.get("decoding") or {}
+        try:
+            if not isinstance(section, dict):
+                raise TypeError("not a mapping")
+            return SearchConfig.from_section(section)
+        except (InputError, TypeError) as exc:
+            raise ModelLoadError(f"{self.path / CONFIG}: the decoding section is not valid: {exc}") from None
+
 
 def unique_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """State dict with each shared (tied) tensor kept once, as safetensors requires."""
@@ -64,26 +79,6 @@ def unique_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes owner-only files; model folders are read by other users (containers)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_model_folder(
     folder: str | Path,
     model: Seq2Seq,
@@ -91,10 +86,14 @@ def save_model_folder(
     src_spm: str | Path,
     tgt_spm: str | Path,
     fp16: bool = False,
+    extra_files: dict[str, bytes] | None = None,
+    in_run: bool = False,
 ) -> Path:
-    """Write a complete model folder. meta: source_lang, target_lang, decoding, anything else for config.json."""
+    """Write a complete model folder, published as a whole (model/atomic.py): readers see the old folder or the
+    new one. meta: source_lang, target_lang, decoding, anything else for config.json; extra_files: more files
+    (README.md, metrics.json) by name. in_run: `folder` is a training run that also holds checkpoints, so the
+    model's files are moved into it one by one, config.json last (without it the folder is not a model yet)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = unique_state_dict(model)
     if fp16:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
@@ -102,13 +101,6 @@ def save_model_folder(
     src_name, tgt_name = "src.spm.model", "tgt.spm.model"
     if Path(src_spm).resolve() == Path(tgt_spm).resolve():
         src_name = tgt_name = "spm.model"
-    for source, name in ((src_spm, src_name), (tgt_spm, tgt_name)):
-        if Path(source).resolve() != (folder / name).resolve():
-            shutil.copyfile(source, folder / name)
-    tmp_weights = folder / f".{WEIGHTS}.tmp"
-    save_file(tensors, str(tmp_weights))
-    os.chmod(tmp_weights, 0o644)
-    os.replace(tmp_weights, folder / WEIGHTS)
     config = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -116,7 +108,14 @@ def save_model_folder(
         "model": model.config.to_dict(),
         "tokenizer": {"src": src_name, "tgt": tgt_name},
     }
-    atomic_write_bytes(folder / CONFIG, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode())
+    files = {src_name: Path(src_spm).read_bytes(), tgt_name: Path(tgt_spm).read_bytes(), WEIGHTS: save(tensors),
+             **(extra_files or {}), CONFIG: (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode()}
+    with staged_folder(folder, merge_last=CONFIG if in_run else None) as staging:
+        for name, data in files.items():
+            try:
+                (staging / name).write_bytes(data)
+            except OSError as exc:  # named by its final path, not the staging folder's
+                raise WriteError(f"cannot write {folder / name}: {exc.strerror or exc}") from None
     return folder
 
 
@@ -142,8 +141,9 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_model_folder(folder: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """Load a model folder for inference (eval mode, float32 on the given device)."""
+def load_model_folder(folder: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> ModelBundle:
+    """Load a model folder for inference: eval mode, float32 weights on the given device, decoding with the
+    kernel for `precision` (fp32 | bf16 | int8 | auto; model/kernels/choice.py), chosen here once."""
     folder = Path(folder)
     config = read_config(folder)
     try:
@@ -168,5 +168,9 @@ def load_model_folder(folder: str | Path, device: str | torch.device = "cpu") ->
         raise ModelLoadError(f"weights in {folder / WEIGHTS} do not match the architecture in {CONFIG}")
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
     model.to(device).eval()
+    model.use_kernel(choose_kernel(model_config, device, precision))
+    log.info("%s: kernel %s", folder.name, model.kernel.describe())
     meta = {k: v for k, v in config.items() if k not in ("model", "tokenizer")}
-    return ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta)
+    bundle = ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta)
+    bundle.decoding  # noqa: B018 - a broken decoding section fails the load, not the first request
+    return bundle

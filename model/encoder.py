@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.config import ModelConfig
+
+if TYPE_CHECKING:
+    from model.attention import BahdanauAttention
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -21,17 +25,21 @@ class EncoderOutput:
     final:   (batch, enc_out) last layer's final state, both directions concatenated
     mask:    (batch, src_len) True at real tokens, False at padding
     keys:    (batch, src_len, attention_size) U h_j of Bahdanau attention, or None without attention
-    long_rows, short_len: set by search when a few rows have much longer sources than the rest: all rows
-             attend over the first short_len positions, and the rows long_rows (rows,) over all of them
-             once more (BahdanauAttention.attend_split). Operations that change rows drop them.
+
+    Search may plan how its rows attend otherwise (model/continuous_batching.py, SplitSources): the operations
+    below return a plain EncoderOutput, without such a plan.
     """
 
     outputs: torch.Tensor
     final: torch.Tensor
     mask: torch.Tensor
     keys: torch.Tensor | None = None
-    long_rows: torch.Tensor | None = None
-    short_len: int = 0
+
+    def attend(self, attention: BahdanauAttention, projected_query: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context (batch, enc_out) and weights (batch, src_len) of every row over its whole source, for the
+        decoder's projected query W s_{t-1} + b (batch, attention_size)."""
+        return attention.attend(projected_query, self.keys, self.outputs, self.mask)
 
     def index_select(self, index: torch.Tensor) -> EncoderOutput:
         """Rows `index` of the batch (to expand sentences into beams or drop finished ones)."""
@@ -80,7 +88,7 @@ class EncoderOutput:
         other = other.resized(encoded.src_len)
         for mine, theirs in zip(encoded.tensors(), other.tensors()):
             mine.index_copy_(0, index, theirs)
-        return replace(encoded, long_rows=None, short_len=0)
+        return EncoderOutput(outputs=encoded.outputs, final=encoded.final, mask=encoded.mask, keys=encoded.keys)
 
     def tensors(self) -> list[torch.Tensor]:
         return [x for x in (self.outputs, self.final, self.mask, self.keys) if x is not None]

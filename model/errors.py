@@ -21,3 +21,15 @@ class DataError(RnnmtError):
 
 class InputError(RnnmtError):
     code = "bad_input"
+
+
+class WriteError(RnnmtError):
+    """A file could not be written (no space left, file too large, no permission); the previous one is intact."""
+
+    code = "write_failed"
+
+
+class PrecisionError(ConfigError):
+    """The precision asked for is not one this CPU (or device, or model) can decode in."""
+
+    code = "precision_unsupported"

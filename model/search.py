@@ -8,25 +8,36 @@ its scoring rule (top-k over scores + log-probs) is kept apart from the bookkeep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 
 from model.config import BOS_ID, EOS_ID, PAD_ID
 from model.continuous_batching import EncodedQueue, fit_to_sources
 from model.errors import InputError
-from model.selection import argmax_over_vocab, chunk_maxima, log_normalizer, top_candidates
+from model.kernels.selection import argmax_over_vocab, chunk_maxima, log_normalizer, top_candidates
+from model.logits import LogitProcessor, StepView, processors
+from model.logits import apply as apply_processors
 from model.seq2seq import Seq2Seq
 
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """How to search: the one decoding-settings type, from the HTTP request and the CLI down to search.
+
+    The defaults below are the code's; a model folder's config.json `decoding` section overrides them for that
+    model (ModelBundle.decoding), and a request or a command line changes that (`changed`).
+    """
+
     beam_size: int = 5
     n_best: int = 1
     length_penalty: float = 1.0  # GNMT alpha; 0 ranks by raw log-probability
     max_len_a: float = 1.5  # max target length = a * src_len + b
     max_len_b: int = 10
     min_length: int = 0
+    max_repeats: int = 4  # repetition guard: no n-gram (n <= 4) more than this many times in a row; 0 = off
     return_attention: bool = False
     # True: a sentence is done once it has beam_size finished hypotheses (fairseq's rule). False: only
     # when no alive beam could still beat the worst finished one, even at the maximum length: exact for
@@ -40,6 +51,19 @@ class SearchConfig:
             raise InputError(f"n-best must be between 1 and the beam size ({self.beam_size}), got {self.n_best!r}")
         if self.length_penalty < 0 or self.max_len_a < 0 or self.max_len_b < 1 or self.min_length < 0:
             raise InputError("length penalty, max_len_a and min_length must be >= 0 and max_len_b >= 1")
+        if not isinstance(self.max_repeats, int) or self.max_repeats < 0:
+            raise InputError(f"max_repeats must be a non-negative integer, got {self.max_repeats!r}")
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> SearchConfig:
+        """The decoding settings of a model folder's config.json `decoding` section (model/checkpoint.py reads
+        it); the fields it leaves out keep the defaults above, keys that are not settings are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in section.items() if key in known})
+
+    def changed(self, **changes: Any) -> SearchConfig:
+        """These settings with some changed; None values leave a setting as it is (an option not given)."""
+        return replace(self, **{key: value for key, value in changes.items() if value is not None})
 
 
 @dataclass
@@ -68,18 +92,15 @@ def _hypothesis(tokens: torch.Tensor, log_prob: float, alpha: float, attention: 
     return Hypothesis(ids[:-1], log_prob, log_prob / length_penalty(length, alpha), att)
 
 
-def _normalize_and_constrain(logits: torch.Tensor, forced: torch.Tensor, too_short: torch.Tensor,
-                             not_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The log-normalizer of the model's distribution, then the length constraints applied to `logits` in place.
+def _normalize_and_constrain(logits: torch.Tensor, view: StepView,
+                             chosen: list[LogitProcessor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-normalizer of the model's distribution, then the logit processors applied to `logits` in place.
 
-    logits: (vocab, rows); forced: (rows,) only EOS is allowed; too_short: (rows,) or () EOS is not allowed;
-    not_eos: (vocab, 1). Returns the chunk maxima of the constrained logits and the log-normalizer (rows,).
+    logits: (vocab, rows). Returns the chunk maxima of the processed logits and the log-normalizer (rows,).
     """
     chunk_max = chunk_maxima(logits)
     log_norm = log_normalizer(logits, chunk_max)
-    if bool(forced.any() | too_short.any()):
-        logits[EOS_ID].masked_fill_(too_short, float("-inf"))
-        logits.masked_fill_(forced & not_eos, float("-inf"))
+    if apply_processors(logits, view, chosen):
         chunk_max = chunk_maxima(logits)  # the selections must see the constraints
     return chunk_max, log_norm
 
@@ -107,7 +128,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     with_attention = config.return_attention and model.decoder.attention is not None
     attention = torch.zeros(batch, tokens.size(1), src.size(1), device=device) if with_attention else None
     columns = torch.arange(max_rows, device=device)
-    not_eos = (torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
+    chosen = processors(config.min_length, config.max_repeats)
     queue = EncodedQueue(model, src, src_lengths, max_rows)
     encoded, state, active = queue.take(max_rows)  # active: (rows,) the sentence each row decodes
     encoded = fit_to_sources(encoded, src_lengths[active].tolist())
@@ -115,8 +136,8 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     prev = torch.full_like(active, BOS_ID)  # (rows,) previous token of each row
     while True:
         logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows)
-        forced = position + 1 >= limit[active]  # (rows,) at the length limit only EOS is allowed
-        chunk_max, log_norm = _normalize_and_constrain(logits, forced, position < config.min_length, not_eos)
+        view = StepView(tokens[active], position, limit[active])
+        chunk_max, log_norm = _normalize_and_constrain(logits, view, chosen)
         best = argmax_over_vocab(logits, chunk_max)  # (rows,)
         best_lp = logits[best, columns[: best.size(0)]] - log_norm
         tokens[active, position] = best
@@ -178,14 +199,14 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     fin_att = torch.zeros(batch, k, width, src_len, device=device) if with_attention else None
     results: list[list[Hypothesis] | None] = [None] * batch
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
-    not_eos = (torch.arange(model.config.tgt_vocab_size, device=device) != EOS_ID).unsqueeze(1)  # (vocab, 1)
+    chosen = processors(config.min_length, config.max_repeats)
 
     for t in range(width):
         rows = active.size(0)
         logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows * k)
-        forced = (t + 1 >= limit[active]).repeat_interleave(k)  # (rows * k,) at the length limit only EOS
-        chunk_max, log_norm = _normalize_and_constrain(logits, forced, forced.new_tensor(t < config.min_length),
-                                                       not_eos)
+        view = StepView(alive_tokens.view(rows * k, t), torch.full((rows * k,), t, device=device),
+                        limit[active].repeat_interleave(k))
+        chunk_max, log_norm = _normalize_and_constrain(logits, view, chosen)
         # The scoring rule: the top 2k continuations (score + log-prob) of every sentence's beams.
         top_scores, top_beam, top_token = top_candidates(logits, chunk_max, alive_scores.view(-1) - log_norm, k,
                                                          2 * k)

@@ -1,6 +1,13 @@
-"""The encoder-decoder: `encode` once, `decode_step` per step (for search), `forward` for training."""
+"""The encoder-decoder: `encode` once, `decode_step` per step (for search), `forward` for training.
+
+Both decode_step and forward run the model's kernel (model/kernels/): the search step and the training
+recurrence chosen once for its configuration, device and precision, by whoever builds the model for a
+purpose (the model-folder loader, the trainer); a new model starts with the fp32 choice for the CPU.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import torch
 from torch import nn
@@ -8,6 +15,10 @@ from torch import nn
 from model.config import PAD_ID, ModelConfig
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput, RecurrentEncoder
+from model.kernels import Kernel, choose_kernel
+from model.kernels.base import StepFn
+
+log = logging.getLogger(__name__)
 
 
 class Seq2Seq(nn.Module):
@@ -24,6 +35,13 @@ class Seq2Seq(nn.Module):
         self.encoder = RecurrentEncoder(config, self.src_embedding)
         self.decoder = ConditionalDecoder(config, self.tgt_embedding)
         self._init_weights()
+        self.use_kernel(choose_kernel(config, "cpu", "fp32"))
+
+    def use_kernel(self, kernel: Kernel) -> None:
+        """Run `kernel` from now on. Call it after the weights are final (loaded) and on their device:
+        a lower-precision step keeps its own copy of the weights, made here."""
+        self.kernel = kernel
+        self._search_step: StepFn = kernel.step.bind(self.decoder)
 
     def _init_weights(self) -> None:
         for name, param in self.named_parameters():
@@ -54,21 +72,18 @@ class Seq2Seq(nn.Module):
         """One decoder step for search.
 
         prev_tokens: (batch,) -> logits (vocab, batch), the new state and attention (batch, src_len).
-        Vocabulary-major (see `vocab_major_logits`), and not normalized: search needs
-        log p(v | row b) = logits[v, b] - log_normalizer[b] only for the few tokens it keeps
-        (model/selection.py).
+        Vocabulary-major in shape (a kernel may return a transposed view of row-major memory: index it,
+        do not flatten it), and not normalized: search needs log p(v | row b) = logits[v, b] - log_normalizer[b]
+        only for the few tokens it keeps (model/kernels/selection.py). Search steps other than the
+        reference assume eval mode (no dropout), as search runs.
         """
         prev_embedded = self.decoder.emb_dropout(self.tgt_embedding(prev_tokens))  # (batch, emb)
-        if self.decoder.has_feature_major_step and not self.training:
-            logits, state, weights = self.decoder.feature_major_step(prev_embedded, state, encoded)
-            return logits.float(), state, weights
-        top, context, state, weights = self.decoder.step(prev_embedded, state, encoded)
-        logits = self.decoder.vocab_major_logits(top, context, prev_embedded).float()  # (vocab, batch)
-        return logits, state, weights
+        logits, state, weights = self._search_step(prev_embedded, state, encoded)
+        return logits.float(), state, weights
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (batch, tgt_len, vocab) for tgt_in (batch, tgt_len), which starts with BOS."""
-        return self.decoder(tgt_in, self.encode(src, src_lengths))
+        return self.decoder(tgt_in, self.encode(src, src_lengths), self.kernel.recurrence.run)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,16 +1,17 @@
 """Text in, text out: the one translation path that the CLI, the evaluator and the service all call.
 
-SentencePiece-encode, sort by length into batches of at most `batch_tokens` source tokens, search,
-restore the input order, decode. Greedy search takes the sorted batches as one stream and keeps its
-batch full by admitting the next sentences as others finish (model/search.py). Empty lines stay
-empty. Safe to share between threads: nothing per-request is stored on the object or the model.
+SentencePiece-encode (`encode`, once: the service's batcher encodes a request when it arrives and counts its
+tokens from that), then `translate_encoded`: beam search in length-sorted batches of at most `batch_tokens`
+padded source tokens; greedy search over all the sentences at once, longest first, keeping its rows full by
+admitting the next sentences as others finish (model/search.py); restore the input order, decode. Empty lines
+stay empty. Safe to share between threads: nothing per-request is stored on the object or the model.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 
 import torch
@@ -20,6 +21,15 @@ from model.config import EOS_ID
 from model.search import SearchConfig, search
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One sentence ready for search: its text and its SentencePiece ids (cut to max_src_tokens, EOS last;
+    none for an empty sentence)."""
+
+    text: str
+    ids: list[int]
 
 
 @dataclass
@@ -61,21 +71,32 @@ class Translator:
         self.bundle = bundle
         self.model = bundle.model
         self.device = next(self.model.parameters()).device
-        decoding = bundle.meta.get("decoding", {})
-        self.defaults = defaults or SearchConfig(
-            beam_size=decoding.get("beam_size", 5), length_penalty=decoding.get("length_penalty", 1.0),
-            max_len_a=decoding.get("max_len_a", 1.5), max_len_b=decoding.get("max_len_b", 10))
+        self.defaults = defaults or bundle.decoding  # the model folder's decoding settings
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size
         self.max_src_tokens = max_src_tokens
 
     @classmethod
-    def from_folder(cls, folder: str, device: str = "auto", **kwargs) -> Translator:
-        return cls(load_model_folder(folder, resolve_device(device)), **kwargs)
+    def from_folder(cls, folder: str, device: str = "auto", precision: str = "fp32", **kwargs) -> Translator:
+        """precision: fp32 | bf16 | int8 | auto, what the decoder's products compute in (model/kernels/)."""
+        return cls(load_model_folder(folder, resolve_device(device), precision), **kwargs)
 
-    def search_config(self, **changes) -> SearchConfig:
-        """The model's decoding defaults with some settings changed (None values are ignored)."""
-        return replace(self.defaults, **{k: v for k, v in changes.items() if v is not None})
+    @property
+    def kernel_name(self) -> str:
+        """The decoding kernel chosen at load, e.g. 'int8-row-major' (for bench and /languages)."""
+        return self.model.kernel.name
+
+    def encode(self, texts: list[str]) -> list[Source]:
+        """The texts as search's input (one SentencePiece call for all), whitespace runs made single spaces."""
+        stripped = [" ".join(t.split()) for t in texts]
+        encoded = self.bundle.src_tokenizer.encode(stripped)
+        return [Source(text, ids[: self.max_src_tokens - 1] + [EOS_ID] if clean else [])
+                for text, clean, ids in zip(texts, stripped, encoded)]
+
+    @staticmethod
+    def count_tokens(source: Source) -> int:
+        """Source tokens, what the service's batches and admission count in (an empty sentence counts one)."""
+        return max(len(source.ids), 1)
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped into length-sorted batches under batch_tokens (padded) and max_batch_size."""
@@ -93,36 +114,47 @@ class Translator:
             groups.append(current)
         return groups
 
+    def greedy_rows(self, lengths: list[int]) -> int:
+        """How many sentences greedy search decodes at a time: as many as the largest of `batches` would hold
+        (the shortest ones, as many as fit batch_tokens padded)."""
+        shortest = sorted(lengths)
+        rows = 1
+        while rows < min(len(shortest), self.max_batch_size) and shortest[rows] * (rows + 1) <= self.batch_tokens:
+            rows += 1
+        return rows
+
     def translate(self, texts: list[str], config: SearchConfig | None = None) -> list[Translation]:
+        return self.translate_encoded(self.encode(texts), config)
+
+    def translate_encoded(self, sources: list[Source], config: SearchConfig | None = None) -> list[Translation]:
+        """Translations of sentences already encoded (`encode`), in their order."""
         config = config or self.defaults
-        src_tok, tgt_tok = self.bundle.src_tokenizer, self.bundle.tgt_tokenizer
-        stripped = [" ".join(t.split()) for t in texts]
-        ids = [s[: self.max_src_tokens - 1] + [EOS_ID] for s in src_tok.encode(stripped)]
-        results: list[Translation | None] = [None] * len(texts)
-        for i, text in enumerate(stripped):
-            if not text:
-                results[i] = Translation(texts[i], [], [TranslationHypothesis("", 0.0, 0.0, [])])
-        todo = [i for i in range(len(texts)) if results[i] is None]
-        groups = self.batches([len(ids[i]) for i in todo])
-        max_rows = None
-        if config.beam_size == 1 and groups:
-            # Greedy search batches continuously: one stream, longest first (see greedy_search), as many
-            # rows at a time as the largest batch would have.
-            max_rows = max(len(g) for g in groups)
-            stream = [i for g in reversed(groups) for i in reversed(g)]
+        results: list[Translation | None] = [
+            None if s.ids else Translation(s.text, [], [TranslationHypothesis("", 0.0, 0.0, [])]) for s in sources]
+        todo = [i for i, s in enumerate(sources) if s.ids]
+        lengths = [len(sources[i].ids) for i in todo]
+        if config.beam_size > 1:
+            groups, max_rows = [[todo[g] for g in group] for group in self.batches(lengths)], None
+        else:  # one stream, longest first (see greedy_search), cut only to bound greedy search's buffers
+            stream = sorted(todo, key=lambda i: len(sources[i].ids), reverse=True)
             groups = [stream[i: i + self.STREAM_SENTENCES] for i in range(0, len(stream), self.STREAM_SENTENCES)]
-        for group in groups:
-            rows = [todo[g] for g in group]
-            src = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in rows], batch_first=True)
-            lengths = torch.tensor([len(ids[i]) for i in rows])
-            found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows)
-            decoded = iter(tgt_tok.decode([h.tokens for hyps in found for h in hyps]))  # one call for the group
-            for i, hyps in zip(rows, found):
-                results[i] = Translation(texts[i], src_tok.id_to_piece(ids[i][:-1]), [
-                    TranslationHypothesis(next(decoded), h.score, h.log_prob, tgt_tok.id_to_piece(h.tokens),
-                                          None if h.attention is None else h.attention.tolist())
-                    for h in hyps])
+            max_rows = self.greedy_rows(lengths) if todo else None
+        for rows in groups:
+            for i, translation in zip(rows, self._search([sources[i] for i in rows], config, max_rows)):
+                results[i] = translation
         return results  # type: ignore[return-value]
+
+    def _search(self, sources: list[Source], config: SearchConfig, max_rows: int | None) -> list[Translation]:
+        """One search call over these (non-empty) sentences."""
+        src_tok, tgt_tok = self.bundle.src_tokenizer, self.bundle.tgt_tokenizer
+        src = torch.nn.utils.rnn.pad_sequence([torch.tensor(s.ids) for s in sources], batch_first=True)
+        lengths = torch.tensor([len(s.ids) for s in sources])
+        found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows)
+        decoded = iter(tgt_tok.decode([h.tokens for hyps in found for h in hyps]))  # one call for them all
+        return [Translation(source.text, src_tok.id_to_piece(source.ids[:-1]), [
+            TranslationHypothesis(next(decoded), h.score, h.log_prob, tgt_tok.id_to_piece(h.tokens),
+                                  None if h.attention is None else h.attention.tolist())
+            for h in hyps]) for source, hyps in zip(sources, found)]
 
     def translate_stream(self, lines: Iterable[str], config: SearchConfig | None = None,
                          chunk_lines: int = 512) -> Iterator[Translation]:

@@ -1,16 +1,19 @@
 """`rnnmt bench`: decode and training throughput, latency, memory, and how close decoding gets to the
-machine's own matmul limit (measured in the same run)."""
+machine's own matmul limit (measured in the same run), for each decoding precision side by side."""
 
 from __future__ import annotations
 
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from model.config import ModelConfig
+from model.kernels import choose_kernel, resolve_precision
+from model.kernels.int8 import int8_linear
 from model.seq2seq import Seq2Seq
 from model.translator import Translator
 from training.data import make_batch, token_batches
@@ -45,8 +48,10 @@ def decoder_flops_per_step(c: ModelConfig, src_len: float) -> float:
     return 2.0 * macs
 
 
-def machine_matmul_gflops(rounds: int = 3) -> float:
-    """Best fp32 GFLOP/s over square matmuls of sizes 512..2048 on the current threads.
+def machine_matmul_gflops(rounds: int = 3, precision: str = "fp32") -> float:
+    """Best GFLOP/s (GOP/s for int8) over square matmuls of sizes 512..2048 on the current threads, in the
+    precision's own product: fp32 and bf16 `a @ b`, int8 the quantized product its kernel calls
+    (model/kernels/int8.py: the input quantized at every call, as when decoding).
 
     The best of several rounds: on a shared VM a single round varied from 138 to 181 GFLOP/s, and the
     fractions of this limit that the bench reports should not look better because the limit was low.
@@ -54,21 +59,32 @@ def machine_matmul_gflops(rounds: int = 3) -> float:
     best = 0.0
     for _ in range(rounds):
         for n in (512, 1024, 1536, 2048):
-            a, b = torch.randn(n, n), torch.randn(n, n)
-            a @ b
+            product = square_product(n, precision)
+            product()
             repeats = max(2, int(2e9 / n**3))
             start = time.perf_counter()
             for _ in range(repeats):
-                a @ b
+                product()
             best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def square_product(n: int, precision: str) -> Callable[[], torch.Tensor]:
+    """One (n, n) @ (n, n) product in `precision`, ready to call."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    if precision == "int8":
+        linear = int8_linear(b, None)
+        return lambda: linear(a)
+    if precision == "bf16":
+        a, b = a.bfloat16(), b.bfloat16()
+    return lambda: a @ b
 
 
 def bench_decode(translator: Translator, sources: list[str], beam: int, batch_size: int, gflops: float,
                  max_sentences: int, rounds: int = 3) -> dict[str, Any]:
     """Throughput of translating `max_sentences` sources: the best of `rounds`, as the matmul limit is
     (on a shared VM one round of greedy batch 64 varied by +-15% from the next)."""
-    config = translator.search_config(beam_size=beam, n_best=1)
+    config = translator.defaults.changed(beam_size=beam, n_best=1)
     translator.max_batch_size, translator.batch_tokens = batch_size, 10**9
     texts = sources[:max_sentences]
     translator.translate(texts[: min(len(texts), batch_size)], config)  # warm-up
@@ -90,7 +106,7 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
 
 
 def bench_latency(translator: Translator, sources: list[str], beam: int, count: int) -> dict[str, float]:
-    config = translator.search_config(beam_size=beam)
+    config = translator.defaults.changed(beam_size=beam)
     times = []
     for text in sources[:count]:
         start = time.perf_counter()
@@ -125,20 +141,32 @@ def bench_training(translator: Translator, sources: list[str], targets: list[str
 
 
 def run_bench(translator: Translator, sources: list[str], targets: list[str] | None, threads: int,
-              max_sentences: int = 512, train_steps: int = 30, latency_count: int = 50) -> dict[str, Any]:
+              max_sentences: int = 512, train_steps: int = 30, latency_count: int = 50,
+              precisions: tuple[str, ...] = ("fp32",), limit_rounds: int = 3) -> dict[str, Any]:
+    """Decoding in each of `precisions` side by side (the model's kernel chosen anew for each), each against
+    this machine's matmul limit in that precision; training once (fp32)."""
     torch.set_num_threads(threads)
-    gflops = machine_matmul_gflops()
-    c = translator.model.config
-    decode = [bench_decode(translator, sources, beam, batch, gflops, max_sentences if batch > 1 else 64)
-              for beam in (1, 5) for batch in (1, 64)]
-    translator.max_batch_size, translator.batch_tokens = 64, 10**9
-    latency = bench_latency(translator, sources, translator.defaults.beam_size, latency_count)
+    model, c = translator.model, translator.model.config
+    resolved = list(dict.fromkeys(resolve_precision(p, c, translator.device) for p in precisions))  # fail early
+    decode, per_precision = [], []
+    for precision in resolved:
+        model.use_kernel(choose_kernel(c, translator.device, precision))
+        gflops = machine_matmul_gflops(limit_rounds, precision)
+        decode += [{"precision": precision, **bench_decode(translator, sources, beam, batch, gflops,
+                                                            max_sentences if batch > 1 else 64)}
+                   for beam in (1, 5) for batch in (1, 64)]
+        translator.max_batch_size, translator.batch_tokens = 64, 10**9
+        latency = bench_latency(translator, sources, translator.defaults.beam_size, latency_count)
+        per_precision.append({"precision": precision, "kernel": model.kernel.name,
+                              "machine_matmul_gflops": round(gflops, 1), "latency_ms": latency})
     train_tps = bench_training(translator, sources, targets, train_steps, 1100) if targets else None
+    first = per_precision[0]
     return {
         "model": str(translator.bundle.path), "threads": threads, "params": translator.model.num_parameters(),
         "flops_per_target_token": round(decoder_flops_per_step(c, 14.0)),
         "encoder_flops_per_source_token": round(encoder_flops_per_token(c)),
-        "machine_matmul_gflops": round(gflops, 1), "decode": decode, "latency_ms": latency,
+        "machine_matmul_gflops": first["machine_matmul_gflops"], "decode": decode, "latency_ms": first["latency_ms"],
+        "precisions": per_precision,
         "train_tokens_per_s": None if train_tps is None else round(train_tps, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -146,18 +174,22 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"model {report['model']}  params {report['params']:,}  threads {report['threads']}",
-             f"machine fp32 matmul: {report['machine_matmul_gflops']} GFLOP/s (best of 3); "
              f"model: {report['flops_per_target_token'] / 1e6:.2f} MFLOP per target token "
-             "(decoder step, 14-token source)",
-             f"{'search':8} {'batch':>5} {'sent/s':>9} {'tgt tok/s':>10} {'of limit':>9}"
-             f"   (best of {report['decode'][0]['rounds']} rounds)"]
+             "(decoder step, 14-token source)"]
+    for p in report.get("precisions", [{"precision": "fp32", "kernel": "", **report}]):
+        unit = "GOP/s" if p["precision"] == "int8" else "GFLOP/s"
+        lines.append(f"machine {p['precision']} matmul: {p['machine_matmul_gflops']} {unit} (best of 3); "
+                     f"kernel {p['kernel']}")
+    lines.append(f"{'precision':9} {'search':8} {'batch':>5} {'sent/s':>9} {'tgt tok/s':>10} {'of limit':>9}"
+                 f"   (best of {report['decode'][0]['rounds']} rounds; limit of that precision)")
     for r in report["decode"]:
-        lines.append(f"{r['search']:8} {r['batch_size']:>5} {r['sentences_per_s']:>9} {r['target_tokens_per_s']:>10} "
-                     f"{r['limit_fraction'] * 100:>8.1f}%")
-    lat = report["latency_ms"]
-    lines.append(f"single-sentence latency (beam {lat['beam_size']}): p50 {lat['p50']} ms, p95 {lat['p95']} ms")
+        lines.append(f"{r.get('precision', 'fp32'):9} {r['search']:8} {r['batch_size']:>5} {r['sentences_per_s']:>9} "
+                     f"{r['target_tokens_per_s']:>10} {r['limit_fraction'] * 100:>8.1f}%")
+    for p in report.get("precisions", [{"precision": "fp32", **report}]):
+        lat = p["latency_ms"]
+        lines.append(f"single-sentence latency, {p['precision']} (beam {lat['beam_size']}): p50 {lat['p50']} ms, "
+                     f"p95 {lat['p95']} ms")
     if report["train_tokens_per_s"] is not None:
         lines.append(f"training: {report['train_tokens_per_s']} target tokens/s")
     lines.append(f"peak RSS: {report['peak_rss_mb']} MB")
     return "\n".join(lines)
-

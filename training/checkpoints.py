@@ -1,21 +1,20 @@
 """Training checkpoints without pickle: one safetensors file holding weights, optimizer state and RNG,
-with the loop's position and counters as JSON metadata. Written atomically (temp file, fsync, rename),
-so killing the process at any moment leaves the previous checkpoint intact.
+with the loop's position and counters as JSON metadata. Written with model/atomic.py (temp file, fsync, rename,
+fsync the folder), so killing the process at any moment, or a full disk, leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save, save_file
+from safetensors.torch import load_file, save
 
-from model.checkpoint import atomic_write_bytes, unique_state_dict
+from model.atomic import atomic_write
+from model.checkpoint import unique_state_dict
 from model.errors import ModelLoadError
 
 
@@ -52,7 +51,7 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     metadata = {"progress": json.dumps(progress), "optimizer": json.dumps(optim_meta)}
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write(path, save(tensors, metadata=metadata))
 
 
 def load_training_state(path: Path, model: torch.nn.Module,
@@ -78,11 +77,7 @@ def load_training_state(path: Path, model: torch.nn.Module,
 
 def save_weights(path: Path, model: torch.nn.Module) -> None:
     """Weights only (the kept best checkpoints), atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    save_file({k: v.cpu() for k, v in unique_state_dict(model).items()}, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, save({k: v.cpu() for k, v in unique_state_dict(model).items()}))
 
 
 def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from model.config import ModelConfig
-from model.errors import ConfigError
+from model.errors import ConfigError, InputError
+from model.search import SearchConfig
 from training.prepare import DataConfig
 
 
@@ -35,14 +36,18 @@ class TrainConfig:
     fp16_export: bool = False
 
 
+CODE_DEFAULTS = SearchConfig()
+
+
 @dataclass(frozen=True)
 class DecodeDefaults:
-    """Decoding settings stored in the model folder (tuned on val)."""
+    """Decoding settings stored in the model folder's config.json (tuned on val); what a recipe leaves out is
+    SearchConfig's own default, the one place those are written."""
 
-    beam_size: int = 5
-    length_penalty: float = 1.0
-    max_len_a: float = 1.5
-    max_len_b: int = 10
+    beam_size: int = CODE_DEFAULTS.beam_size
+    length_penalty: float = CODE_DEFAULTS.length_penalty
+    max_len_a: float = CODE_DEFAULTS.max_len_a
+    max_len_b: int = CODE_DEFAULTS.max_len_b
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,10 @@ def _validate(config: ExperimentConfig) -> None:
     if unknown:
         raise ConfigError(f"unknown setting(s) in model: {', '.join(unknown)} (known: {', '.join(sorted(MODEL_KEYS))})")
     config.model_config(config.data.vocab_size, config.data.vocab_size)  # validates the architecture
+    try:
+        SearchConfig.from_section(dataclasses.asdict(config.decode))
+    except InputError as exc:
+        raise ConfigError(f"decode: {exc}") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

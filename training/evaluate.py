@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -9,9 +10,12 @@ from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from model.atomic import atomic_write
 from model.errors import DataError, InputError
 from model.search import SearchConfig
 from model.translator import Translator
+from training import ding
+from training.corpora import ding_path
 from training.data import default_data_dir, multi30k_file, read_lines
 
 
@@ -37,11 +41,36 @@ def corpus_scores(hypotheses: list[str], references: list[str], lowercase: bool 
                   str(chrf.get_signature()), str(bleu_score))
 
 
+def ding_files(split: str, source_lang: str, target_lang: str) -> tuple[Path, Path]:
+    """The Ding dev or test split (training/ding.py) written once as two plain files in the cache folder."""
+    if {source_lang, target_lang} != {"de", "en"}:
+        raise InputError(f"the Ding test sets are German-English, not {source_lang}-{target_lang}")
+    path = ding_path()
+    if not path.is_file():
+        raise DataError(f"Ding dictionary not found at {path}: {ding.INSTALL_HINT}")
+    info = path.stat()
+    folder = cache_dir() / f"ding-{info.st_size}-{int(info.st_mtime)}"
+    files = {lang: folder / f"{split}.{lang}" for lang in ("de", "en")}
+    if not all(f.is_file() for f in files.values()):
+        folder.mkdir(parents=True, exist_ok=True)
+        pairs = ding.sentence_pairs(split, path)
+        for index, lang in enumerate(("de", "en")):
+            atomic_write(files[lang], "".join(pair[index] + "\n" for pair in pairs))
+    return files[source_lang], files[target_lang]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RNNMT_CACHE_DIR") or Path.home() / ".cache" / "rnnmt")
+
+
 def resolve_testset(name: str, source_lang: str, target_lang: str, data_dir: str | None) -> tuple[Path, Path]:
-    """'multi30k:test_2016_flickr' -> (source file, reference file)."""
+    """'multi30k:test_2016_flickr' or 'ding:test' -> (source file, reference file)."""
     dataset, _, split = name.partition(":")
+    if dataset == "ding" and split in ("dev", "test"):
+        return ding_files(split, source_lang, target_lang)
     if dataset != "multi30k" or not split:
-        raise InputError(f"unknown test set {name!r}; use multi30k:val or multi30k:test_2016_flickr")
+        raise InputError(f"unknown test set {name!r}; use multi30k:val, multi30k:test_2016_flickr, ding:dev or "
+                         "ding:test")
     folder = Path(data_dir) if data_dir else default_data_dir()
     return multi30k_file(folder, split, source_lang), multi30k_file(folder, split, target_lang)
 

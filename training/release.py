@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
+from model.atomic import atomic_write, staged_folder
 from model.checkpoint import load_model_folder, read_config, save_model_folder
+from training.download import sha256_of
 
 CARD_FILES = ("config.json", "model.safetensors")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksums(folder: Path) -> dict[str, str]:
     """SHA-256 of every file the model needs (weights, config, SentencePiece models)."""
     config = read_config(folder)
     names = sorted({*CARD_FILES, *config["tokenizer"].values()})
-    return {name: sha256(folder / name) for name in names}
+    return {name: sha256_of(folder / name) for name in names}
 
 
 def export_fp16(run: Path, out: Path) -> Path:
@@ -33,8 +25,6 @@ def export_fp16(run: Path, out: Path) -> Path:
     config = read_config(run)
     meta = {k: v for k, v in config.items() if k not in ("format", "version", "model", "tokenizer")}
     files = config["tokenizer"]
-    if out.exists():
-        shutil.rmtree(out)
     save_model_folder(out, bundle.model, meta, run / files["src"], run / files["tgt"], fp16=True)
     return out
 
@@ -60,34 +50,59 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
     """README.md (the model card, human-readable) + metrics.json (the same figures for the service)."""
     sums = checksums(out)
     test, val, bench = card["test"], card["val"], card.get("bench") or {}
+    extra = card.get("extra") or {}  # more evaluation sets: {"ding:dev": result, "ding:test": result}
     lines = [
         f"# {card['title']}", "",
         card["summary"], "",
-        "## Data",
-        "Multi30k task 1 (Elliott et al. 2016): 29,000 training pairs of Flickr30k image captions; tuned on `val` "
-        "(1,014), tested on `test_2016_flickr` (1,000). Nothing of val or test was trained on.", "",
+        "## Data", card.get("data", MULTI30K_DATA), "",
         "## Recipe", f"`{card['command']}`", "", "```yaml", card["recipe"].strip(), "```",
         f"Training: {card['train']}", "",
         "## Scores (sacrebleu, cased, detokenized)",
         "| set | decode | BLEU | chrF |", "|---|---|---|---|",
-        f"| val | {val['decode']} | {val['bleu']} | {val['chrf']} |",
-        f"| test_2016_flickr | {test['decode']} | **{test['bleu']}** | **{test['chrf']}** |", "",
+        f"| Multi30k val | {val['decode']} | {val['bleu']} | {val['chrf']} |",
+        f"| Multi30k test_2016_flickr | {test['decode']} | **{test['bleu']}** | **{test['chrf']}** |",
+        *(f"| {name} ({result['sentences']} sentences) | {result['decode']} | "
+          + (f"**{result['bleu']}** | **{result['chrf']}** |" if name.endswith("test") else
+             f"{result['bleu']} | {result['chrf']} |") for name, result in extra.items()), "",
         f"BLEU signature: `{test['bleu_signature']}`  ", f"chrF signature: `{test['chrf_signature']}`", "",
         *speed_lines(bench),
     ]
     lines += ["", "## Limitations", card["limitations"], "", "## Files (SHA-256)"]
     lines += [f"- `{name}`: `{digest}`" for name, digest in sums.items()]
-    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(out / "README.md", "\n".join(lines) + "\n")
     metrics = {"test_bleu": test["bleu"], "test_chrf": test["chrf"], "val_bleu": val["bleu"], "val_chrf": val["chrf"],
                "bleu_signature": test["bleu_signature"], "chrf_signature": test["chrf_signature"],
-               "decode": test["decode"], "sha256": sums}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+               "decode": test["decode"], "sha256": sums,
+               **{f"{name.replace(':', '_')}_{key}": result[key] for name, result in extra.items()
+                  for key in ("bleu", "chrf")}}
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
+MULTI30K_DATA = ("Multi30k task 1 (Elliott et al. 2016): 29,000 training pairs of Flickr30k image captions; tuned on "
+                 "`val` (1,014), tested on `test_2016_flickr` (1,000). Nothing of val or test was trained on.")
+DING_DATA = (
+    "Multi30k task 1 (Elliott et al. 2016; 29,000 Flickr30k caption pairs) and the Ding German-English dictionary "
+    "(TU Chemnitz, Frank Richter; GPL-2+; Debian package `trans-de-en`, `/usr/share/trans/de-en`, 2023-01-30): its "
+    "train split only (training/ding.py: a line belongs to test when the first byte of its SHA-1 is below 13, to dev "
+    "when 13-25), mixed by weight as the recipe below says: ~19k example sentences, ~30k phrases of four or more "
+    "words, and samples of its short phrases and single words. Checkpoints chosen on Multi30k `val` + the Ding dev "
+    "split together; tested on `test_2016_flickr` and the Ding test split (1,006 example sentences). Nothing of a "
+    "dev or test line was trained on. The weights are trained on GPL-2+ data: redistribute them under terms "
+    "compatible with it.")
 LIMITATIONS = ("Trained only on Multi30k image captions: short, literal, descriptive sentences about people, "
                "animals and scenes. Expect poor output on other domains (news, dialogue, technical text), on long "
                "sentences and on rare names. A single RNN model, no ensembling; it can hallucinate or drop content "
                "like any NMT system, so do not use it where errors matter without human review.")
+
+
+EVERYDAY_LIMITATIONS = (
+    "Knows image captions and the everyday sentences of a dictionary's examples, nothing more: ~19k example "
+    "sentences and ~30k phrases is very little everyday data (production systems train on tens of millions of "
+    "pairs), so expect literal, sometimes wrong output on dialogue, news, technical or long text, and unknown names "
+    "garbled. Users with more data should train on it: `rnnmt prepare --corpus their.tmx --corpus "
+    "multi30k:1 ...` (README, 'Train on your own corpus'), e.g. OPUS Europarl/News-Commentary/Tatoeba with "
+    "`--download`. A single RNN model, no ensembling; it can hallucinate or drop content like any NMT system, so do "
+    "not use it where errors matter without human review.")
 
 
 def main() -> None:
@@ -100,6 +115,9 @@ def main() -> None:
     parser.add_argument("--val", required=True, type=Path, help="rnnmt evaluate --json output on val")
     parser.add_argument("--test", required=True, type=Path, help="rnnmt evaluate --json output on test_2016_flickr")
     parser.add_argument("--bench", type=Path, help="rnnmt bench --json output")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME=EVAL.json",
+                        help="another evaluation set for the card, e.g. ding:test=runs/x/eval-ding-test.json")
+    parser.add_argument("--title", help="the card's title (default: rnnmt Multi30k SRC → TGT)")
     args = parser.parse_args()
     run_metrics = json.loads((args.run / "metrics.json").read_text())
     val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
@@ -110,21 +128,27 @@ def main() -> None:
         d = result["decode"]
         return f"beam {d['beam_size']}, length penalty {d['length_penalty']}"
 
-    export_fp16(args.run, args.out)
-    write_card(args.out, {
-        "title": f"rnnmt Multi30k {names.get(src, src)} → {names.get(tgt, tgt)}",
-        "summary": f"A bidirectional-GRU encoder / GRU decoder with Bahdanau attention, trained with rnnmt on "
-                   f"Multi30k {src}→{tgt} on a 2-core CPU. Weights stored as fp16 safetensors.",
-        "command": f"rnnmt train --config {args.config} --out {args.run}  (all steps: make release-models)",
-        "recipe": args.config.read_text(),
-        "train": f"{run_metrics['steps']} steps ({run_metrics['epochs']} full epochs), "
-                 f"{run_metrics['train_seconds'] / 60:.0f} min of training compute on 2 shared CPU cores, "
-                 f"{run_metrics['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: {run_metrics['weights']}.",
-        "val": {**val, "decode": decode(val)},
-        "test": {**test, "decode": decode(test)},
-        "bench": json.loads(args.bench.read_text()) if args.bench else None,
-        "limitations": LIMITATIONS,
-    })
+    extra = {name: json.loads(Path(path).read_text()) for name, path in (e.split("=", 1) for e in args.extra)}
+    everyday = any(name.startswith("ding:") for name in extra)
+    with staged_folder(args.out) as staging:  # published whole, card included: never weights without their card
+        export_fp16(args.run, staging)
+        write_card(staging, {
+            "title": args.title or f"rnnmt Multi30k {names.get(src, src)} → {names.get(tgt, tgt)}",
+            "summary": f"A bidirectional-GRU encoder / GRU decoder with Bahdanau attention, trained with rnnmt on "
+                       f"{'Multi30k + the Ding dictionary' if everyday else 'Multi30k'} {src}→{tgt} on a 2-core CPU. "
+                       "Weights stored as fp16 safetensors.",
+            "data": DING_DATA if everyday else MULTI30K_DATA,
+            "extra": {name: {**result, "decode": decode(result)} for name, result in extra.items()},
+            "command": f"rnnmt train --config {args.config} --out {args.run}  (all steps: make release-models)",
+            "recipe": args.config.read_text(),
+            "train": f"{run_metrics['steps']} steps ({run_metrics['epochs']} full epochs), "
+                     f"{run_metrics['train_seconds'] / 60:.0f} min of training compute on 2 shared CPU cores, "
+                     f"{run_metrics['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: {run_metrics['weights']}.",
+            "val": {**val, "decode": decode(val)},
+            "test": {**test, "decode": decode(test)},
+            "bench": json.loads(args.bench.read_text()) if args.bench else None,
+            "limitations": EVERYDAY_LIMITATIONS if everyday else LIMITATIONS,
+        })
     print(f"released {args.out}")
 
 

@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from model.checkpoint import ModelBundle, atomic_write_bytes, save_model_folder
+from model.atomic import append_line, remove_leftovers
+from model.checkpoint import ModelBundle, save_model_folder
 from model.config import PAD_ID
 from model.errors import ConfigError
-from model.search import SearchConfig
+from model.kernels import choose_kernel
 from model.seq2seq import Seq2Seq
 from model.tokenizer import Tokenizer
 from model.translator import Translator, resolve_device
@@ -31,6 +33,7 @@ from training.data import Batch, make_batch, read_lines, token_batches
 from training.evaluate import corpus_scores
 from training.loss import smoothed_cross_entropy
 from training.prepare import prepare, spm_files
+from training.shards import TokenCorpus
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ class Trainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.max_steps = config.train.max_steps if max_steps is None else max_steps
+        self._batches: tuple[int, list[np.ndarray]] = (-1, [])
+        self.built = time.perf_counter()
         torch.set_num_threads(config.train.threads or max(1, (os.cpu_count() or 1) // self.world))
 
     @property
@@ -100,16 +105,23 @@ class Trainer:
         prepared = Path(self.config.data.prepared_dir)
         self.src_spm, self.tgt_spm = spm_files(prepared, self.config.data.joint_vocab)
         self.src_tok, self.tgt_tok = Tokenizer(self.src_spm), Tokenizer(self.tgt_spm)
-        self.train_data = _encode(self.src_tok, self.tgt_tok, prepared, "train")
+        self.train_data = TokenCorpus(prepared, "train")  # memory-mapped token ids, any size
         self.valid_text = (read_lines(prepared / "valid.src"), read_lines(prepared / "valid.tgt"))
         self.valid_data = _encode(self.src_tok, self.tgt_tok, prepared, "valid")
         torch.manual_seed(self.config.train.seed)
         self.model = Seq2Seq(self.config.model_config(self.src_tok.vocab_size, self.tgt_tok.vocab_size)).to(self.device)
+        # The training recurrence for this device; CUDA trains under autocast, which the fused one does not allow.
+        cuda = self.device.type == "cuda"
+        self.model.use_kernel(choose_kernel(self.model.config, self.device, "fp32", autocast=cuda))
         self.optimizer = adam(list(self.model.parameters()), self.config.train.lr)
         self.progress = Progress(lr=self.config.train.lr)
+        self.resumed_step = -1  # a checkpoint is written by a validation: its step needs none again
         last = self.ckpt_dir / "last.safetensors"
         if resume and last.is_file():
             self.progress = Progress(**load_training_state(last, self.model, self.optimizer))
+            for group in self.optimizer.param_groups:  # the checkpoint was saved before a decay reached them
+                group["lr"] = self.progress.lr
+            self.resumed_step = self.progress.step
             log.info("resumed from %s at step %d", last, self.progress.step)
         elif last.is_file() and not resume:
             raise ConfigError(f"{self.out} already holds a training run; pass --resume or choose another --out")
@@ -117,6 +129,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and not self._bf16())
         if self.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            for leftover in remove_leftovers(self.out) + remove_leftovers(self.ckpt_dir):
+                log.info("removed %s, left by an interrupted write", leftover)
 
     def _bf16(self) -> bool:
         return self.device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -126,12 +140,14 @@ class Trainer:
             return nullcontext()
         return torch.autocast("cuda", dtype=torch.bfloat16 if self._bf16() else torch.float16)
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        t = self.config.train
-        batches = token_batches([len(s) for s in self.train_data.src], [len(s) for s in self.train_data.tgt],
-                                t.batch_tokens, t.seed, epoch)
-        usable = len(batches) - len(batches) % self.world  # every rank takes the same number of steps
-        return batches[self.rank:usable:self.world]
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches of an epoch (every rank computes the same list and takes every world-th)."""
+        if self._batches[0] != epoch:
+            t = self.config.train
+            batches = token_batches(self.train_data.src_lens, self.train_data.tgt_lens, t.batch_tokens, t.seed, epoch)
+            usable = len(batches) - len(batches) % self.world  # every rank takes the same number of steps
+            self._batches = (epoch, batches[self.rank:usable:self.world])
+        return self._batches[1]
 
     def train_step(self, batch: Batch) -> tuple[float, int]:
         t = self.config.train
@@ -152,31 +168,35 @@ class Trainer:
         t, p = self.config.train, self.progress
         steps_per_epoch = len(self.epoch_batches(0))
         total = self.max_steps or t.max_epochs * steps_per_epoch
-        bar = tqdm(total=total, initial=p.step, disable=not self.is_main, unit="step", dynamic_ncols=True)
-        window_tokens, window_start, last_validated = 0, time.perf_counter(), -1
-        while not self._finished(steps_per_epoch):
-            batches = self.epoch_batches(p.epoch)
-            for indices in batches[p.batch_in_epoch:]:
-                batch = make_batch([self.train_data.src[i] for i in indices],
-                                   [self.train_data.tgt[i] for i in indices]).to(self.device)
-                step_start = time.perf_counter()
-                nll, tokens = self.train_step(batch)
-                p.train_seconds += time.perf_counter() - step_start
-                p.step, p.batch_in_epoch, p.tgt_tokens = p.step + 1, p.batch_in_epoch + 1, p.tgt_tokens + tokens
-                window_tokens += tokens * self.world
-                elapsed = time.perf_counter() - window_start
-                bar.update(1)
-                bar.set_postfix(epoch=p.epoch, nll=f"{nll:.3f}", lr=f"{p.lr:.1e}",
-                                tok_s=f"{window_tokens / elapsed:.0f}")
-                if p.step % t.valid_every == 0:
-                    self.validate(scheduled=True)
-                    last_validated = p.step
-                    window_tokens, window_start = 0, time.perf_counter()
-                if self._finished(steps_per_epoch):
-                    break
-            else:
-                p.epoch, p.batch_in_epoch = p.epoch + 1, 0
-        bar.close()
+        window_tokens, window_start, last_validated = 0, time.perf_counter(), self.resumed_step
+        first_step = True
+        # a context, so that the bar is closed before an error is printed: the error stays the last line
+        with tqdm(total=total, initial=p.step, disable=not self.is_main, unit="step", dynamic_ncols=True) as bar:
+            while not self._finished(steps_per_epoch):
+                batches = self.epoch_batches(p.epoch)
+                for indices in batches[p.batch_in_epoch:]:
+                    batch = make_batch(*self.train_data.pairs(indices)).to(self.device)
+                    step_start = time.perf_counter()
+                    nll, tokens = self.train_step(batch)
+                    p.train_seconds += time.perf_counter() - step_start
+                    if first_step:
+                        log.info("first step done, %.1f s after the trainer was built",
+                                 time.perf_counter() - self.built)
+                        first_step = False
+                    p.step, p.batch_in_epoch, p.tgt_tokens = p.step + 1, p.batch_in_epoch + 1, p.tgt_tokens + tokens
+                    window_tokens += tokens * self.world
+                    elapsed = time.perf_counter() - window_start
+                    bar.update(1)
+                    bar.set_postfix(epoch=p.epoch, nll=f"{nll:.3f}", lr=f"{p.lr:.1e}",
+                                    tok_s=f"{window_tokens / elapsed:.0f}")
+                    if p.step % t.valid_every == 0:
+                        self.validate(scheduled=True)
+                        last_validated = p.step
+                        window_tokens, window_start = 0, time.perf_counter()
+                    if self._finished(steps_per_epoch):
+                        break
+                else:
+                    p.epoch, p.batch_in_epoch = p.epoch + 1, 0
         if last_validated != p.step:
             self.validate(scheduled=False)  # a report only: resuming later must not see a different schedule
         return self.export() if self.is_main else {}
@@ -200,9 +220,7 @@ class Trainer:
 
     def translator(self) -> Translator:
         bundle = ModelBundle(self.model, self.src_tok, self.tgt_tok, self.out, self.model_meta())
-        decode = self.config.decode
-        return Translator(bundle, SearchConfig(beam_size=self.config.train.valid_beam_size, max_len_a=decode.max_len_a,
-                                               max_len_b=decode.max_len_b, length_penalty=decode.length_penalty),
+        return Translator(bundle, bundle.decoding.changed(beam_size=self.config.train.valid_beam_size),
                           batch_tokens=4000)
 
     def validate(self, scheduled: bool) -> None:
@@ -231,26 +249,28 @@ class Trainer:
                     p.lr, p.plateau = max(t.min_lr, p.lr * t.lr_decay), 0
                     log.info("validation plateau: learning rate now %.2e", p.lr)
                 p.stopped_early = p.stale_validations >= t.early_stopping_patience
-        self._keep_best(bleu)
+        dropped = self._keep_best(bleu)
         record = {"step": p.step, "epoch": p.epoch, "val_bleu": bleu, "val_ppl": round(ppl, 3), "lr": p.lr,
                   "train_seconds": round(p.train_seconds, 1), "scheduled": scheduled,
                   "train_tgt_tokens_per_s": round(p.tgt_tokens / max(p.train_seconds, 1e-9) * self.world, 1),
                   "bleu_signature": signature}
-        with open(self.out / "validations.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_line(self.out / "validations.jsonl", json.dumps(record))
         tqdm.write(f"step {p.step}: val BLEU {bleu:.2f} ppl {ppl:.2f} (best {p.best_bleu:.2f}) lr {p.lr:.1e}")
         save_training_state(self.ckpt_dir / "last.safetensors", self.model, self.optimizer, asdict(p))
+        for name in dropped:  # only now: until last.safetensors lands, the one before it still lists them
+            (self.ckpt_dir / name).unlink(missing_ok=True)
 
-    def _keep_best(self, bleu: float) -> None:
+    def _keep_best(self, bleu: float) -> list[str]:
+        """Save the weights if they are among the best `keep_best`; the files that dropped out of the list."""
         p, keep = self.progress, self.config.train.keep_best
         if len(p.kept) >= keep and bleu <= min(k["bleu"] for k in p.kept):
-            return
+            return []
         name = f"best-step{p.step}.safetensors"
         save_weights(self.ckpt_dir / name, self.model)
         p.kept = sorted(p.kept + [{"bleu": bleu, "step": p.step, "file": name}], key=lambda k: -k["bleu"])
-        for dropped in p.kept[keep:]:
-            (self.ckpt_dir / dropped["file"]).unlink(missing_ok=True)
+        dropped = [k["file"] for k in p.kept[keep:]]
         p.kept = p.kept[:keep]
+        return dropped
 
     def model_meta(self) -> dict[str, Any]:
         src, tgt = self.config.data.langs
@@ -274,7 +294,6 @@ class Trainer:
                 weights, chosen = average_weights(files), f"average of {len(files)} best checkpoints"
         self.model.load_state_dict(weights, strict=False)
         self.model.eval()
-        save_model_folder(self.out, self.model, self.model_meta(), self.src_spm, self.tgt_spm, fp16=t.fp16_export)
         hyps = [tr.text for tr in self.translator().translate(self.valid_text[0])]
         scores = corpus_scores(hyps, self.valid_text[1])
         metrics = {"val_bleu_greedy": scores.bleu, "val_chrf_greedy": scores.chrf,
@@ -282,7 +301,8 @@ class Trainer:
                    "weights": chosen, "steps": p.step, "epochs": p.epoch, "train_seconds": round(p.train_seconds, 1),
                    "train_tgt_tokens_per_s": round(p.tgt_tokens / max(p.train_seconds, 1e-9) * self.world, 1),
                    "params": self.model.num_parameters(), "stopped_early": p.stopped_early}
-        atomic_write_bytes(self.out / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+        save_model_folder(self.out, self.model, self.model_meta(), self.src_spm, self.tgt_spm, fp16=t.fp16_export,
+                          extra_files={"metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}, in_run=True)
         return metrics
 
 

@@ -13,7 +13,8 @@ from app.errors import ApiError
 from app.markup import TranslateAligned, translate_html, translate_markdown
 
 if TYPE_CHECKING:
-    from app.registry import DecodeOptions, Route
+    from app.registry import Route
+    from app.schemas import DecodeOptions
     from app.service import Content, TranslationService
     from app.settings import Settings
 

@@ -1,4 +1,4 @@
-"""MicroBatcher in-process with stub decode functions: batching, grouping by options, back-pressure (503),
+"""MicroBatcher in-process with stub translators: batching, grouping by options, back-pressure (503),
 deadlines (504), cancellation, failures, shutdown."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -13,15 +14,29 @@ from app.batcher import BatcherClosedError, DeadlineExceededError, MicroBatcher,
 
 
 class Recorder:
-    """A decode function that upper-cases sentences and records each call; optionally blocks until released."""
+    """A translator (app.batcher.BatchTranslator) that upper-cases sentences and records each call; optionally
+    blocks until released. Sentences are "encoded" as themselves, a word a token plus one; each is encoded once."""
 
-    def __init__(self, block: bool = False, delay_s: float = 0.0) -> None:
+    def __init__(self, block: bool = False, delay_s: float = 0.0,
+                 count_tokens: Callable[[str], int] | None = None) -> None:
         self.calls: list[tuple[list[str], object]] = []
+        self.encoded: list[str] = []
         self.release = threading.Event()
         self.started = threading.Event()
         if not block:
             self.release.set()
         self.delay_s = delay_s
+        self.tokens = count_tokens or (lambda sentence: len(sentence.split()) + 1)
+
+    def encode(self, sentences: list[str]) -> list[str]:
+        self.encoded.extend(sentences)
+        return list(sentences)
+
+    def count_tokens(self, sentence: str) -> int:
+        return self.tokens(sentence)
+
+    def translate_encoded(self, sentences: list[str], options: object) -> list[str]:
+        return self(sentences, options)
 
     def __call__(self, sentences: list[str], options: object) -> list[str]:
         self.calls.append((list(sentences), options))
@@ -31,7 +46,7 @@ class Recorder:
         return [f"{s.upper()}/{options}" for s in sentences]
 
 
-def make(decode: Recorder, **kwargs) -> MicroBatcher[str]:
+def make(decode: Recorder, **kwargs) -> MicroBatcher[str, str]:
     settings = {"max_batch_tokens": 1000, "max_batch_sentences": 64, "max_wait_s": 0.05, "max_queue": 100, **kwargs}
     return MicroBatcher(decode, **settings)
 
@@ -49,6 +64,7 @@ def test_concurrent_requests_share_one_decode_call() -> None:
         batcher.close()
     assert results == [[f"S{i}/o", f"T{i}/o"] for i in range(10)]
     assert len(decode.calls) == 1 and len(decode.calls[0][0]) == 20
+    assert sorted(decode.encoded) == sorted(decode.calls[0][0])  # each sentence encoded once, on submission
 
 
 def test_one_decode_call_uses_one_set_of_options() -> None:
@@ -69,8 +85,8 @@ def test_one_decode_call_uses_one_set_of_options() -> None:
 
 
 def test_limits_on_sentences_and_tokens() -> None:
-    decode = Recorder()
-    batcher = make(decode, max_batch_sentences=4, max_batch_tokens=9, count_tokens=lambda s: len(s.split()) + 1)
+    decode = Recorder(count_tokens=lambda s: len(s.split()) + 1)
+    batcher = make(decode, max_batch_sentences=4, max_batch_tokens=9)
 
     async def main() -> None:
         await asyncio.gather(batcher.submit([f"x{i}" for i in range(10)], "o", 5.0),  # 2 tokens each
@@ -158,12 +174,13 @@ def test_cancelled_request_leaves_the_queue() -> None:
 
 
 def test_decode_error_reaches_the_request_and_the_worker_survives() -> None:
-    def decode(sentences: list[str], options: object) -> list[str]:
-        if "boom" in sentences:
-            raise ValueError("bad sentence")
-        return sentences
+    class Failing(Recorder):
+        def __call__(self, sentences: list[str], options: object) -> list[str]:
+            if "boom" in sentences:
+                raise ValueError("bad sentence")
+            return sentences
 
-    batcher = make(decode, max_wait_s=0.0)
+    batcher = make(Failing(), max_wait_s=0.0)
 
     async def main() -> None:
         with pytest.raises(ValueError, match="bad sentence"):

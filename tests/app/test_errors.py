@@ -22,6 +22,10 @@ def make_app(metrics: Metrics) -> FastAPI:
     async def queue() -> None:
         raise QueueFullError("32 sentences are waiting", retry_after_s=3)
 
+    @app.get("/overloaded")
+    async def overloaded() -> None:
+        raise QueueFullError("would wait longer than its deadline", retry_after_s=7, code="overloaded")
+
     @app.get("/deadline")
     async def deadline() -> None:
         raise DeadlineExceededError("too slow")
@@ -49,13 +53,15 @@ def test_error_shapes_and_statuses() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             return await client.get(path)
 
-    expected = {"/queue": (503, "queue_full"), "/deadline": (504, "timeout"), "/domain": (400, "bad_input"),
+    expected = {"/queue": (503, "queue_full"), "/overloaded": (503, "overloaded"),
+                "/deadline": (504, "deadline_exceeded"), "/domain": (400, "bad_input"),
                 "/api": (413, "text_too_long"), "/crash": (500, "internal_error"), "/missing": (404, "not_found")}
     for path, (status, code) in expected.items():
         response = asyncio.run(fetch(path))
         assert response.status_code == status, path
         assert response.json()["error"]["code"] == code and response.json()["error"]["message"]
     assert asyncio.run(fetch("/queue")).headers["retry-after"] == "3"
+    assert asyncio.run(fetch("/overloaded")).headers["retry-after"] == "7"
     assert metrics.requests.value("/crash", "GET", "500") == 1
     assert metrics.requests.value("unmatched", "GET", "404") == 1
 

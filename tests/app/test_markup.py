@@ -403,7 +403,8 @@ def test_markdown_crlf() -> None:
 
 def test_real_service_keeps_one_bold(served_models_dir: Path) -> None:
     from app.metrics import Metrics
-    from app.registry import DecodeOptions, ModelRegistry
+    from app.registry import ModelRegistry
+    from app.schemas import DecodeOptions
     from app.service import TranslationService
     from app.settings import Settings
 

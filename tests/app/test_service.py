@@ -128,7 +128,7 @@ BAD_REQUESTS = [
     ("beam 0", {"json": {"text": "one", **PAIR, "beam_size": 0}}, 422, "validation_error"),
     ("beam 17", {"json": {"text": "one", **PAIR, "beam_size": 17}}, 422, "validation_error"),
     ("beam text", {"json": {"text": "one", **PAIR, "beam_size": "wide"}}, 422, "validation_error"),
-    ("n_best > beam", {"json": {"text": "one", **PAIR, "beam_size": 2, "n_best": 3}}, 422, "validation_error"),
+    ("bool as 0", {"json": {"text": "one", **PAIR, "return_attention": 0}}, 422, "validation_error"),
     ("text number", {"json": {"text": 5, **PAIR}}, 422, "validation_error"),
     ("text list of numbers", {"json": {"text": ["one", 2], **PAIR}}, 422, "validation_error"),
     ("bool field", {"json": {"text": "one", **PAIR, "return_scores": "maybe"}}, 422, "validation_error"),

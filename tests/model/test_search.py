@@ -8,8 +8,8 @@ import itertools
 import pytest
 import torch
 
-from model.attention import BahdanauAttention
 from model.config import BOS_ID, EOS_ID
+from model.continuous_batching import SplitSources
 from model.errors import InputError
 from model.search import SearchConfig, beam_search, greedy_search, length_penalty
 from model.seq2seq import Seq2Seq
@@ -80,7 +80,7 @@ def test_continuous_greedy_equals_one_at_a_time(model, batch, min_length: int) -
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_continuous_greedy_with_one_long_source(cell: str, monkeypatch) -> None:
     """One 40-token source among 3-6 token ones, longest first (as the Translator passes them): the other
-    rows attend over their short sources only (attend_split) and finished rows are refilled in place and
+    rows attend over their short sources only (SplitSources) and finished rows are refilled in place and
     cut to the shorter sources; every answer must still be the one it gets alone."""
     torch.manual_seed(4)
     model = Seq2Seq(tiny_config(cell, "bahdanau")).eval()
@@ -90,9 +90,9 @@ def test_continuous_greedy_with_one_long_source(cell: str, monkeypatch) -> None:
     src = torch.cat([long_src, torch.cat([src, torch.zeros(24, 35, dtype=torch.long)], dim=1)])
     lengths = torch.cat([torch.tensor([41]), lengths])
     splits = []
-    attend_split = BahdanauAttention.attend_split
-    monkeypatch.setattr(BahdanauAttention, "attend_split",
-                        lambda self, *args: splits.append(args[-1]) or attend_split(self, *args))
+    attend = SplitSources.attend
+    monkeypatch.setattr(SplitSources, "attend",
+                        lambda self, *args: splits.append(self.short_len) or attend(self, *args))
     # The untrained model ends sentences at their length limit: 24 steps for the long one, 5-7 for the rest.
     config = SearchConfig(beam_size=1, max_len_a=0.5, max_len_b=4, return_attention=True)
     together = greedy_search(model, src, lengths, config, max_rows=16)

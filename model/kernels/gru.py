@@ -3,7 +3,7 @@
 The gate layout is torch's (nn.GRU, nn.GRUCell): rows [reset r | update u | new n] of W_ih and W_hh,
     r = sigmoid(gi_r + gh_r),  u = sigmoid(gi_u + gh_u),  n = tanh(gi_n + r * gh_n)
     s' = (1 - u) n + u s = n + u (s - n)
-with gi = W_ih x + b_ih and gh = W_hh s + b_hh. Used by model/decoder_recurrence.py, which
+with gi = W_ih x + b_ih and gh = W_hh s + b_hh. Used by model/kernels/fused_recurrence.py, which
 keeps (r, u, n) and gh_n per step for the backward pass.
 """
 

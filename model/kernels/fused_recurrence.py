@@ -3,8 +3,8 @@
 Training spends most of its non-matmul time in the decoder's recurrence: per target step a few
 dozen small ops, each recorded by autograd, and in backward a weight gradient per step that is
 accumulated into the full weight (three (3*hidden, in) tensors read and written every step).
-This function computes the same thing as `ConditionalDecoder.step` repeated over time (one GRU
-layer with Bahdanau attention) but:
+This kernel computes the same thing as `ConditionalDecoder.stepwise_recurrence` (one GRU layer
+with Bahdanau attention) but:
 - records nothing per step: backward is one loop written out (as cuDNN does for its RNNs);
 - defers every weight gradient to one matrix product over all steps, (3H, T*B) @ (T*B, in),
   instead of T products with an inner dimension of one batch plus T accumulations;
@@ -13,8 +13,8 @@ layer with Bahdanau attention) but:
 - accumulates the attention keys' gradient in place and the values' gradient as one batched
   product at the end, dV = A^T dC.
 The query and hidden-gate products share s_{t-1}, so they are one product ([W_q; W_hh] s), forward
-and backward. `tests/model/test_decoder_recurrence.py` checks outputs and every gradient against
-the step-by-step path.
+and backward. tests/model/test_kernels.py checks outputs and every gradient against the reference
+in float64. Not under autocast: its products write into fp32 buffers (`out=`).
 
 Shapes: T target steps, B batch, S source length, A attention size, E encoder output, H hidden.
 The attention is the sigmoid form of model/attention.py: scores = 2 v^T sigmoid(q2 + K2) with
@@ -24,9 +24,13 @@ q2 = 2 (W_q s + b_q) and K2 = 2 U h, then masked softmax.
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.autograd.function import once_differentiable
 
-from model.gru import gru_step, gru_step_backward
+from model.decoder import ConditionalDecoder, DecoderState
+from model.encoder import EncoderOutput
+from model.kernels.base import RecurrenceKernel, Support
+from model.kernels.gru import gru_step, gru_step_backward
 
 
 class _GRUAttentionRecurrence(torch.autograd.Function):
@@ -123,3 +127,22 @@ def gru_attention_recurrence(
     Returns tops s_1..s_T (T, B, H) and contexts c_1..c_T (T, B, E).
     """
     return _GRUAttentionRecurrence.apply(emb_gates, h0, keys, values, mask, w_query, b_query, v, w_ctx, w_hh, b_hh)
+
+
+def fused_recurrence(decoder: ConditionalDecoder, embedded: torch.Tensor, state: DecoderState,
+                     encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """`stepwise_recurrence` of one GRU layer with attention: embedded (batch, tgt_len, emb) -> tops
+    (batch, tgt_len, hidden), contexts (batch, tgt_len, enc_out)."""
+    cell, attention, emb = decoder.cells[0], decoder.attention, decoder.config.emb_size
+    # The embedding's share of the input gates, W_ih[:, :emb] e_t + b_ih, for all steps at once.
+    emb_gates = nn.functional.linear(embedded.transpose(0, 1), cell.weight_ih[:, :emb], cell.bias_ih)  # (T, B, 3H)
+    tops, contexts = gru_attention_recurrence(
+        emb_gates, state.hidden[0], encoded.keys, encoded.outputs, encoded.mask,
+        attention.query_layer.weight, attention.query_layer.bias, attention.energy_layer.weight,
+        cell.weight_ih[:, emb:], cell.weight_hh, cell.bias_hh,
+    )
+    return tops.transpose(0, 1), contexts.transpose(0, 1)
+
+
+FUSED_RECURRENCE = RecurrenceKernel(
+    "fused-gru-attention", Support(cells=("gru",), attentions=("bahdanau",), max_layers=1), fused_recurrence)

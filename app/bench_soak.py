@@ -1,0 +1,285 @@
+"""`rnnmt bench-serve --soak MINUTES --load 2x`: the real server under open-loop overload, for minutes.
+
+One `rnnmt serve` subprocess (the cache off, so every request is decoded; the request deadline given). First its
+capacity: closed-loop clients sending one-sentence requests back to back for `capacity_s` (also the warm-up).
+Then open-loop load: requests arrive as a Poisson process at `load` x capacity for the soak's duration, each on
+an idle keep-alive connection or a new one (arrivals never wait for a free connection), while a prober GETs
+/health every `probe_interval_s`. Reported:
+- the status codes (only 200, 503, 429 and 504 are expected; a connection error or anything else is a defect);
+- the accepted requests (200 or 504) and the fraction answered 200 within the deadline; the 503s at admission
+  (by code: queue_full, overloaded) against the 504s after the deadline;
+- Retry-After against the real drain: when the load stops, the time from the last 503 to the last accepted
+  request's answer (the queue is empty then), beside that 503's Retry-After;
+- the server's RSS after the warm-up and at the end, and /health latency percentiles.
+The load generator shares the machine with the server: on a small machine its own event loop adds to the
+/health latencies it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.bench_serve import KeepAliveClient, percentile, ready_pair, server_process
+
+log = logging.getLogger(__name__)
+
+EXPECTED_STATUSES = {"200", "503", "429", "504"}
+REUSE_IDLE_S = 2.0  # reuse a keep-alive connection idle for less than this (uvicorn closes them after 5 s)
+
+
+@dataclass
+class Outcome:
+    """One open-loop request: when it was sent (s after the load began), how long its answer took, what it was."""
+
+    sent_s: float
+    latency_s: float
+    status: str  # "200", "503", ... or "connection_error" / "client_timeout"
+    code: str | None = None  # the JSON error code of an error answer
+    retry_after: float | None = None
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """Resident memory of a process (Linux /proc), in MB: now (VmRSS) or its peak so far (VmHWM)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def raise_open_files_limit() -> None:
+    """Open-loop overload holds a connection per request in flight: up to the hard limit (the server inherits it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def body(text: str, source: str, target: str, beam_size: int) -> dict:
+    return {"text": text, "source": source, "target": target, "beam_size": beam_size}
+
+
+async def measure_capacity(url: str, texts: list[str], source: str, target: str, beam_size: int, clients: int,
+                           seconds: float) -> float:
+    """Requests/s answered 200 by `clients` closed-loop clients over `seconds`."""
+    connections = [KeepAliveClient(url) for _ in range(clients)]
+    end = time.perf_counter() + seconds
+    answered = 0
+
+    async def client(c: int) -> None:
+        nonlocal answered
+        i = c
+        while time.perf_counter() < end:
+            status = await connections[c].post_json("/translate", body(texts[i % len(texts)], source, target,
+                                                                        beam_size))
+            answered += status == 200
+            i += clients
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    wall = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
+    if not answered:
+        raise RuntimeError("no request was answered 200 while measuring capacity")
+    return answered / wall
+
+
+async def probe_health(url: str, stop: asyncio.Event, interval_s: float) -> tuple[list[float], int]:
+    """GET /health every interval_s over one keep-alive connection until `stop`: latencies (ms), failures."""
+    connection = KeepAliveClient(url)
+    latencies: list[float] = []
+    failures = 0
+    while not stop.is_set():
+        start = time.perf_counter()
+        try:
+            ok = await connection.request("GET", "/health") == 200
+        except (OSError, asyncio.IncompleteReadError):
+            await connection.close()
+            ok = False
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        failures += not ok
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except asyncio.TimeoutError:
+            pass
+    await connection.close()
+    return latencies, failures
+
+
+async def open_loop(url: str, texts: list[str], source: str, target: str, beam_size: int, rate: float,
+                    seconds: float, deadline_s: float, seed: int = 0) -> tuple[list[Outcome], float]:
+    """Poisson arrivals at `rate` per second for `seconds`; returns every outcome and when the load stopped."""
+    rng = random.Random(seed)
+    idle: list[tuple[KeepAliveClient, float]] = []  # connections free for a request, and since when
+    outcomes: list[Outcome] = []
+    start = time.perf_counter()
+
+    async def connection() -> tuple[KeepAliveClient, bool]:
+        """An idle connection used recently (the server closes idle ones after 5 s), else a new one."""
+        while idle:
+            conn, used = idle.pop()
+            if time.perf_counter() - used < REUSE_IDLE_S:
+                return conn, True
+            await conn.close()
+        return KeepAliveClient(url), False
+
+    async def one(i: int) -> None:
+        conn, reused = await connection()
+        payload = body(texts[i % len(texts)], source, target, beam_size)
+        sent = time.perf_counter()
+        outcome = Outcome(sent - start, 0.0, "connection_error")
+        try:
+            try:
+                status = await asyncio.wait_for(conn.post_json("/translate", payload), 2 * deadline_s + 30)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                if not reused or getattr(exc, "partial", b""):
+                    raise
+                await conn.close()  # closed by the server while idle, before it read the request: once more
+                conn = KeepAliveClient(url)
+                status = await asyncio.wait_for(conn.post_json("/translate", payload), 2 * deadline_s + 30)
+            outcome.status = str(status)
+            if status != 200:
+                outcome.code = json.loads(conn.last_body or b"{}").get("error", {}).get("code")
+                retry_after = conn.header("retry-after")
+                outcome.retry_after = float(retry_after) if retry_after else None
+        except asyncio.TimeoutError:
+            outcome.status = "client_timeout"
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            outcome.code = type(exc).__name__
+        outcome.latency_s = time.perf_counter() - sent
+        outcomes.append(outcome)
+        if outcome.status in EXPECTED_STATUSES and conn.writer is not None:
+            idle.append((conn, time.perf_counter()))
+        else:
+            await conn.close()
+
+    tasks = set()
+    arrival, i = 0.0, 0
+    while arrival < seconds:
+        await asyncio.sleep(max(0.0, start + arrival - time.perf_counter()))
+        task = asyncio.create_task(one(i))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        arrival += rng.expovariate(rate)
+        i += 1
+    load_end = time.perf_counter() - start
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    for conn, _ in idle:
+        await conn.close()
+    return outcomes, load_end
+
+
+def latency_ms(values_s: list[float]) -> dict:
+    if not values_s:
+        return {"count": 0}
+    ms = [v * 1000.0 for v in values_s]
+    return {"count": len(ms), "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
+            "max_ms": round(max(ms), 1)}
+
+
+def summarize(outcomes: list[Outcome], load_end: float, deadline_s: float) -> dict:
+    """The soak's figures from the open-loop outcomes (see the module docstring)."""
+    counts: dict[str, int] = {}
+    codes_503: dict[str, int] = {}
+    errors: dict[str, int] = {}  # connection errors by exception type
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+        if o.status == "503":
+            codes_503[o.code or "?"] = codes_503.get(o.code or "?", 0) + 1
+        elif o.status == "connection_error":
+            errors[o.code or "?"] = errors.get(o.code or "?", 0) + 1
+    accepted = [o for o in outcomes if o.status in ("200", "504")]
+    in_time = [o for o in accepted if o.status == "200" and o.latency_s <= deadline_s]
+    rejected = [o for o in outcomes if o.status == "503"]
+    drain = None
+    if rejected and accepted:
+        last = max(rejected, key=lambda o: o.sent_s + o.latency_s)
+        emptied = max(o.sent_s + o.latency_s for o in accepted)
+        real = max(emptied - (last.sent_s + last.latency_s), 0.0)
+        drain = {"last_retry_after_s": last.retry_after, "real_drain_s": round(real, 2),
+                 "ratio": round(last.retry_after / real, 2) if real > 0 and last.retry_after else None,
+                 "queue_empty_after_load_s": round(emptied - load_end, 2)}
+    return {"requests": len(outcomes), "status_counts": dict(sorted(counts.items())),
+            "only_expected_statuses": set(counts) <= EXPECTED_STATUSES,
+            "accepted": len(accepted), "rejected_at_admission": len(rejected), "rejected_codes": codes_503,
+            "late_504": counts.get("504", 0), "connection_errors": errors,
+            "accepted_within_deadline": round(len(in_time) / len(accepted), 4) if accepted else None,
+            "answered_per_s": round(counts.get("200", 0) / load_end, 1) if load_end > 0 else None,
+            "latency_200": latency_ms([o.latency_s for o in outcomes if o.status == "200"]),
+            "latency_503": latency_ms([o.latency_s for o in rejected]), "drain": drain}
+
+
+async def soak_phases(url: str, pid: int, texts: list[str], source: str, target: str, beam_size: int,
+                      clients: int, capacity_s: float, load: float, soak_s: float, deadline_s: float,
+                      probe_interval_s: float) -> dict:
+    capacity = await measure_capacity(url, texts, source, target, beam_size, clients, capacity_s)
+    rss_warm = rss_mb(pid)
+    rate = load * capacity
+    log.info("capacity %.1f requests/s; open loop at %.1f requests/s for %.0f s", capacity, rate, soak_s)
+    stop = asyncio.Event()
+    prober = asyncio.create_task(probe_health(url, stop, probe_interval_s))
+    outcomes, load_end = await open_loop(url, texts, source, target, beam_size, rate, soak_s, deadline_s)
+    stop.set()
+    health, health_failures = await prober
+    rss_end = rss_mb(pid)
+    growth = round((rss_end - rss_warm) / rss_warm * 100.0, 1) if rss_warm and rss_end else None
+    return {"capacity_requests_per_s": round(capacity, 1), "offered_requests_per_s": round(len(outcomes) / load_end, 1),
+            **summarize(outcomes, load_end, deadline_s),
+            "rss_mb": {"warm": rss_warm, "end": rss_end, "growth_pct": growth, "peak": rss_mb(pid, "VmHWM")},
+            "health": {**latency_ms([ms / 1000.0 for ms in health]), "failures": health_failures}}
+
+
+def bench_soak(models_dir: Path, minutes: float, load: float = 2.0, deadline_s: float = 10.0, clients: int = 32,
+               capacity_s: float = 20.0, beam_size: int = 5, probe_interval_s: float = 0.1,
+               sentences: list[str] | None = None, source: str | None = None, target: str | None = None,
+               server_env: dict[str, str] | None = None, threads: int = 0) -> dict:
+    """Start a server, measure its capacity, soak it at `load` x capacity for `minutes`; the report."""
+    raise_open_files_limit()
+    env = {"RNNMT_CACHE_SIZE": "0", "RNNMT_REQUEST_TIMEOUT_S": str(deadline_s),
+           **({"RNNMT_THREADS": str(threads)} if threads else {}), **(server_env or {})}
+    with server_process(models_dir, env, access_log=False) as server:
+        pair, texts = ready_pair(server.url, models_dir, source, target, sentences)
+        result = asyncio.run(soak_phases(server.url, server.process.pid, texts, *pair, beam_size, clients,
+                                         capacity_s, load, minutes * 60.0, deadline_s, probe_interval_s))
+    return {"models_dir": str(models_dir), "pair": f"{pair[0]}-{pair[1]}", "beam_size": beam_size,
+            "deadline_s": deadline_s, "load": load, "soak_s": round(minutes * 60.0, 1), **result}
+
+
+def format_soak(report: dict) -> str:
+    """The soak report as a table."""
+    def row(label: str, value: object) -> str:
+        return f"{label:<44} {value}"
+
+    drain = report["drain"] or {}
+    health = report["health"]
+    lines = [f"bench-serve --soak {report['pair']}, beam {report['beam_size']}: {report['soak_s']:g} s at "
+             f"{report['load']:g}x capacity, deadline {report['deadline_s']:g} s", "-" * 72,
+             row("capacity (closed loop), requests/s", report["capacity_requests_per_s"]),
+             row("offered (open loop, Poisson), requests/s", report["offered_requests_per_s"]),
+             row("answered 200, requests/s", report["answered_per_s"]),
+             row("status codes", ", ".join(f"{k}: {v}" for k, v in report["status_counts"].items())),
+             row("only 200/503/429/504", "yes" if report["only_expected_statuses"] else "NO"),
+             row("accepted answered within the deadline", report["accepted_within_deadline"]),
+             row("503 at admission / 504 late", f"{report['rejected_at_admission']} / {report['late_504']} "
+                 f"({', '.join(f'{k} {v}' for k, v in report['rejected_codes'].items()) or 'none'})"),
+             row("latency 200 p50 / p99 ms", f"{report['latency_200'].get('p50_ms')} / "
+                 f"{report['latency_200'].get('p99_ms')}"),
+             row("latency 503 p50 / p99 ms", f"{report['latency_503'].get('p50_ms')} / "
+                 f"{report['latency_503'].get('p99_ms')}"),
+             row("last Retry-After s / real drain s (ratio)", f"{drain.get('last_retry_after_s')} / "
+                 f"{drain.get('real_drain_s')} ({drain.get('ratio')})"),
+             row("RSS MB warm / end (growth %) / peak", f"{report['rss_mb']['warm']} / {report['rss_mb']['end']} "
+                 f"({report['rss_mb']['growth_pct']}) / {report['rss_mb'].get('peak')}"),
+             row("/health p50 / p99 / max ms (failures)", f"{health.get('p50_ms')} / {health.get('p99_ms')} / "
+                 f"{health.get('max_ms')} ({health['failures']})")]
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""What a kernel is: a faster way to run part of the reference decoder (model/decoder.py), and what it supports.
+
+Two parts of the decoder run often enough to have kernels:
+- the search step: y_{t-1}'s embedding, the state and the encoder output -> vocabulary-major logits
+  (vocab, rows), the new state and the attention weights (what `Seq2Seq.decode_step` returns);
+- the teacher-forced recurrence of training: all target steps -> tops s_t and contexts c_t.
+Each kernel declares the configurations, devices and precisions it computes exactly what the reference
+computes (tests/model/test_kernels.py holds every kernel to that on every configuration it claims).
+A `Kernel` pairs one of each; model/kernels/choice.py picks it once per model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from model.config import ATTENTIONS, CELLS, ModelConfig
+from model.decoder import ConditionalDecoder, DecoderState, Recurrence
+from model.encoder import EncoderOutput
+
+PRECISIONS = ("fp32", "bf16", "int8")  # what the decoder's matrix products compute in
+
+# (prev_embedded (rows, emb), state, encoded) -> logits (vocab, rows), new state, attention (rows, src_len) | None
+StepFn = Callable[[torch.Tensor, DecoderState, EncoderOutput], tuple[torch.Tensor, DecoderState, torch.Tensor | None]]
+
+
+@dataclass(frozen=True)
+class Support:
+    """The configurations, devices and precisions a kernel claims.
+
+    dtypes: the weight dtypes it reads (the fp32 kernels also run a float64 model, which the tests use).
+    autocast: whether it may run under torch.autocast (mixed-precision training on CUDA).
+    """
+
+    cells: tuple[str, ...] = CELLS
+    attentions: tuple[str, ...] = ATTENTIONS
+    max_layers: int | None = None  # decoder layers; None: any number
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    precision: str = "fp32"
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+    autocast: bool = False
+
+    def covers(self, config: ModelConfig, device: str, precision: str, autocast: bool = False) -> bool:
+        return (config.cell in self.cells and config.attention in self.attentions
+                and (self.max_layers is None or config.decoder_layers <= self.max_layers)
+                and device in self.devices and precision == self.precision and (self.autocast or not autocast))
+
+    def describe(self) -> str:
+        layers = "any" if self.max_layers is None else f"<= {self.max_layers}"
+        return (f"cells {'/'.join(self.cells)}, attention {'/'.join(self.attentions)}, layers {layers}, "
+                f"devices {'/'.join(self.devices)}, {self.precision}")
+
+
+@dataclass(frozen=True)
+class StepKernel:
+    """A search step. `bind` puts the decoder's weights in the kernel's own layout once (quantized,
+    converted, or the decoder's own tensors) and returns the step over them."""
+
+    name: str
+    support: Support
+    bind: Callable[[ConditionalDecoder], StepFn]
+
+
+@dataclass(frozen=True)
+class RecurrenceKernel:
+    """A teacher-forced recurrence (training); it reads the decoder's parameters live, so it can be trained."""
+
+    name: str
+    support: Support
+    run: Recurrence
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The search step and the training recurrence one model runs, chosen once (model/kernels/choice.py)."""
+
+    precision: str
+    step: StepKernel
+    recurrence: RecurrenceKernel
+
+    @property
+    def name(self) -> str:
+        """The decoding path, as `rnnmt bench` and /languages show it: e.g. 'int8-row-major'."""
+        return self.step.name
+
+    def describe(self) -> str:
+        return f"{self.precision}: search step {self.step.name}, training recurrence {self.recurrence.name}"

@@ -1,0 +1,101 @@
+"""The search step of a GRU decoder over its products in another precision (int8, bf16), written once.
+
+Each product is a `Linear` (x (rows, in) fp32 -> x W^T + b, (rows, out) fp32) that the precision's module
+builds from the decoder's weights once (model/kernels/int8.py, bf16.py). Everything between products (the
+attention's elementwise work and softmax, the gates, the embedding) stays fp32, so only the weights and
+the products' inputs are rounded. Row-major, as PyTorch's quantized and bf16 products are; the logits are
+returned as a (vocab, rows) view of the (rows, vocab) product.
+The top layer's hidden gates and the attention query read the same s_{t-1}: one product for both.
+Eval mode only (no dropout), as search is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from model.decoder import ConditionalDecoder, DecoderState
+from model.encoder import EncoderOutput
+from model.kernels.base import StepFn, StepKernel, Support
+
+Linear = Callable[[torch.Tensor], torch.Tensor]  # x (rows, in) fp32 -> (rows, out) fp32
+MakeLinear = Callable[[torch.Tensor, torch.Tensor | None], Linear]  # (weight (out, in), bias (out,)) -> Linear
+
+
+@dataclass(frozen=True)
+class PackedDecoder:
+    """The decoder's per-step products in a kernel's precision; the rest is read from `decoder`."""
+
+    decoder: ConditionalDecoder
+    top_state: Linear  # s_{t-1} of the top layer -> [W_q s + b_q; W_hh s + b_hh]: (rows, attention + 3H)
+    lower_hidden: list[Linear]  # W_hh s + b_hh of each layer below the top
+    inputs: list[Linear]  # W_ih x + b_ih of every layer
+    readout: Linear  # W_o [s; c; e] + b_o
+    output: Linear  # W_v o: (rows, vocab)
+    query_size: int  # attention size, 0 without attention
+
+
+def pack_decoder(decoder: ConditionalDecoder, make_linear: MakeLinear) -> PackedDecoder:
+    """The decoder's products through `make_linear` (detached copies: the packed decoder does not train)."""
+    with torch.no_grad():
+        top = decoder.cells[-1]
+        weight, bias = top.weight_hh, top.bias_hh
+        query_size = 0
+        if decoder.attention is not None:
+            query = decoder.attention.query_layer
+            weight, bias = torch.cat([query.weight, weight]), torch.cat([query.bias, bias])
+            query_size = query.weight.size(0)
+        return PackedDecoder(
+            decoder=decoder,
+            top_state=make_linear(weight.detach(), bias.detach()),
+            lower_hidden=[make_linear(c.weight_hh.detach(), c.bias_hh.detach()) for c in decoder.cells[:-1]],
+            inputs=[make_linear(c.weight_ih.detach(), c.bias_ih.detach()) for c in decoder.cells],
+            readout=make_linear(decoder.readout.weight.detach(), decoder.readout.bias.detach()),
+            output=make_linear(decoder.output_projection.weight.detach(), None),
+            query_size=query_size)
+
+
+def gru_gates(input_gates: torch.Tensor, hidden_gates: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """s' = n + u (s - n) from gi = W_ih x + b_ih and gh = W_hh s + b_hh, each (rows, 3H); state (rows, H)."""
+    hidden = state.size(1)
+    ru = torch.add(input_gates[:, : 2 * hidden], hidden_gates[:, : 2 * hidden]).sigmoid_()  # reset, update
+    n = torch.addcmul(input_gates[:, 2 * hidden:], ru[:, :hidden], hidden_gates[:, 2 * hidden:]).tanh_()
+    return torch.addcmul(n, ru[:, hidden:], state - n)  # (rows, H)
+
+
+def row_major_step(packed: PackedDecoder, prev_embedded: torch.Tensor, state: DecoderState,
+                   encoded: EncoderOutput) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+    """prev_embedded: (rows, emb) -> logits (vocab, rows), the new state, attention (rows, src_len) | None."""
+    decoder, att = packed.decoder, packed.query_size
+    from_top = packed.top_state(state.hidden[-1])  # (rows, att + 3H)
+    if att:
+        context, weights = decoder.attend(from_top[:, :att].contiguous(), encoded)  # (rows, enc), (rows, src)
+    else:
+        context, weights = encoded.final, None
+    layer_input = torch.cat([prev_embedded, context], dim=1)  # (rows, emb + enc_out)
+    layers = len(packed.inputs)
+    new_hidden = []
+    for layer in range(layers):
+        h = state.hidden[layer]  # (rows, H)
+        hidden_gates = from_top[:, att:] if layer == layers - 1 else packed.lower_hidden[layer](h)
+        h = gru_gates(packed.inputs[layer](layer_input), hidden_gates, h)
+        new_hidden.append(h)
+        layer_input = h
+    readout = packed.readout(torch.cat([new_hidden[-1], context, prev_embedded], dim=1)).tanh_()  # (rows, R)
+    logits = packed.output(readout)  # (rows, vocab)
+    # A transposed view, not a copy: search's reductions over the vocabulary read either layout, and the
+    # copy cost about a third of the int8 vocabulary product at 64 rows x 8000.
+    return logits.t(), DecoderState(torch.stack(new_hidden), None), weights
+
+
+def row_major_kernel(name: str, precision: str, make_linear: MakeLinear) -> StepKernel:
+    """A GRU search step whose products are `make_linear`'s (int8, bf16), packed once when the kernel is bound."""
+
+    def bind(decoder: ConditionalDecoder) -> StepFn:
+        packed = pack_decoder(decoder, make_linear)
+        return lambda prev_embedded, state, encoded: row_major_step(packed, prev_embedded, state, encoded)
+
+    return StepKernel(name, Support(cells=("gru",), devices=("cpu",), precision=precision, dtypes=(torch.float32,)),
+                      bind)
