@@ -115,6 +115,31 @@ async def probe_health(url: str, stop: asyncio.Event, interval_s: float) -> tupl
     return latencies, failures
 
 
+async def sample_rss(pid: int, stop: asyncio.Event, interval_s: float = 5.0) -> list[tuple[float, float]]:
+    """(seconds since the load started, RSS MB) every interval_s until `stop`: shows a plateau or a leak."""
+    start, samples = time.monotonic(), []
+    while not stop.is_set():
+        rss = rss_mb(pid)
+        if rss is not None:
+            samples.append((round(time.monotonic() - start, 1), rss))
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except asyncio.TimeoutError:
+            pass
+    return samples
+
+
+def rss_growth(samples: list[tuple[float, float]], warm_up_s: float) -> dict:
+    """RSS after the load's first warm_up_s seconds against the end of the load, and the largest sample."""
+    if not samples:
+        return {}
+    warm = next((rss for t, rss in samples if t >= warm_up_s), samples[-1][1])
+    end = samples[-1][1]
+    return {"warm_up_s": warm_up_s, "after_warm_up": warm, "end_of_load": end, "max": max(r for _, r in samples),
+            "growth_after_warm_up_pct": round((end - warm) / warm * 100.0, 1),
+            "samples": samples}
+
+
 async def open_loop(url: str, texts: list[str], source: str, target: str, beam_size: int, rate: float,
                     seconds: float, deadline_s: float, seed: int = 0) -> tuple[list[Outcome], float]:
     """Poisson arrivals at `rate` per second for `seconds`; returns every outcome and when the load stopped."""
@@ -228,14 +253,17 @@ async def soak_phases(url: str, pid: int, texts: list[str], source: str, target:
     log.info("capacity %.1f requests/s; open loop at %.1f requests/s for %.0f s", capacity, rate, soak_s)
     stop = asyncio.Event()
     prober = asyncio.create_task(probe_health(url, stop, probe_interval_s))
+    sampler = asyncio.create_task(sample_rss(pid, stop))
     outcomes, load_end = await open_loop(url, texts, source, target, beam_size, rate, soak_s, deadline_s)
     stop.set()
     health, health_failures = await prober
+    rss_series = await sampler
     rss_end = rss_mb(pid)
     growth = round((rss_end - rss_warm) / rss_warm * 100.0, 1) if rss_warm and rss_end else None
     return {"capacity_requests_per_s": round(capacity, 1), "offered_requests_per_s": round(len(outcomes) / load_end, 1),
             **summarize(outcomes, load_end, deadline_s),
-            "rss_mb": {"warm": rss_warm, "end": rss_end, "growth_pct": growth, "peak": rss_mb(pid, "VmHWM")},
+            "rss_mb": {"warm": rss_warm, "end": rss_end, "growth_pct": growth, "peak": rss_mb(pid, "VmHWM"),
+                       "under_load": rss_growth(rss_series, min(60.0, soak_s / 10))},
             "health": {**latency_ms([ms / 1000.0 for ms in health]), "failures": health_failures}}
 
 
@@ -280,6 +308,10 @@ def format_soak(report: dict) -> str:
                  f"{drain.get('real_drain_s')} ({drain.get('ratio')})"),
              row("RSS MB warm / end (growth %) / peak", f"{report['rss_mb']['warm']} / {report['rss_mb']['end']} "
                  f"({report['rss_mb']['growth_pct']}) / {report['rss_mb'].get('peak')}"),
+             row("RSS MB under load: after warm-up / end (growth %)",
+                 f"{report['rss_mb']['under_load'].get('after_warm_up')} / "
+                 f"{report['rss_mb']['under_load'].get('end_of_load')} "
+                 f"({report['rss_mb']['under_load'].get('growth_after_warm_up_pct')})"),
              row("/health p50 / p99 / max ms (failures)", f"{health.get('p50_ms')} / {health.get('p99_ms')} / "
                  f"{health.get('max_ms')} ({health['failures']})")]
     return "\n".join(lines)

@@ -473,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="clean parallel text and train SentencePiece")
     p.add_argument("--config", help="prepare what this training config names")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--dataset", default="multi30k")
+    p.add_argument("--dataset", default="multi30k", choices=["multi30k", "ding"],
+                   help="a built-in corpus: Multi30k, or the Ding dictionary (Debian trans-de-en; de-en or en-de)")
     p.add_argument("--pair", default="en-de")
     p.add_argument("--data-dir", default=None, help="Multi30k folder (default: $RNNMT_DATA_DIR or ../shared/...)")
     p.add_argument("--download", action="append", nargs="?", const="multi30k", metavar="NAME[:WEIGHT]",

@@ -157,8 +157,10 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
                    for beam in (1, 5) for batch in (1, 64)]
         translator.max_batch_size, translator.batch_tokens = 64, 10**9
         latency = bench_latency(translator, sources, translator.defaults.beam_size, latency_count)
+        greedy_latency = bench_latency(translator, sources, 1, latency_count)
         per_precision.append({"precision": precision, "kernel": model.kernel.name,
-                              "machine_matmul_gflops": round(gflops, 1), "latency_ms": latency})
+                              "machine_matmul_gflops": round(gflops, 1), "latency_ms": latency,
+                              "greedy_latency_ms": greedy_latency})
     train_tps = bench_training(translator, sources, targets, train_steps, 1100) if targets else None
     first = per_precision[0]
     return {
@@ -189,6 +191,10 @@ def format_report(report: dict[str, Any]) -> str:
         lat = p["latency_ms"]
         lines.append(f"single-sentence latency, {p['precision']} (beam {lat['beam_size']}): p50 {lat['p50']} ms, "
                      f"p95 {lat['p95']} ms")
+        if p.get("greedy_latency_ms"):
+            greedy = p["greedy_latency_ms"]
+            lines.append(f"single-sentence latency, {p['precision']} (greedy): p50 {greedy['p50']} ms, "
+                         f"p95 {greedy['p95']} ms")
     if report["train_tokens_per_s"] is not None:
         lines.append(f"training: {report['train_tokens_per_s']} target tokens/s")
     lines.append(f"peak RSS: {report['peak_rss_mb']} MB")

@@ -52,7 +52,8 @@ class DataConfig:
     vocab_size: int = 8000
     joint_vocab: bool = True
     model_type: str = "unigram"  # unigram | bpe
-    spm_sample_pairs: int = 300_000  # SentencePiece trains on a random sample of this many pairs
+    spm_sample_pairs: int = 100_000  # SentencePiece trains on a random sample of this many pairs (its memory grows
+    # with its input: 100k pairs of 13 words took ~0.5 GB)
     max_words: int = 80
     max_ratio: float = 3.0
     seed: int = 1
@@ -120,24 +121,35 @@ class Scan:
 def scan(config: DataConfig, specs: list[CorpusSpec], tsv: Path) -> Scan:
     """Pass 1: read, clean, write kept pairs to tsv; hashes and a reservoir sample for SentencePiece."""
     rng = random.Random(config.seed)
-    hashes: list[np.ndarray] = []
+    hashes: list[np.ndarray] = []  # 8 bytes a kept pair, in numpy chunks (a Python int would take 36)
     corpus: list[np.ndarray] = []
     sample: list[tuple[str, str]] = []
     counts: Counter = Counter()
     seen = 0
+
+    def keep_chunk(chunk: list[int], index: int) -> None:
+        hashes.append(np.array(chunk, dtype=np.uint64))
+        corpus.append(np.full(len(chunk), index, dtype=np.int32))
+        counts[f"corpus:{specs[index].source}"] += len(chunk)
+        chunk.clear()
+
     with open(tsv, "w", encoding="utf-8") as out, tqdm(desc="read + clean", unit=" pairs", unit_scale=True,
                                                          mininterval=1.0) as bar:
         for index, spec in enumerate(specs):
             chunk: list[int] = []
-            for src, tgt in iter_corpus(spec.source, config.langs, "train", config.data_dir, config.download):
-                counts["read"] += 1
-                bar.update(1)
+            read = 0
+            for read, (src, tgt) in enumerate(iter_corpus(spec.source, config.langs, "train", config.data_dir,
+                                                          config.download), 1):
+                if read % 4096 == 0:
+                    bar.update(4096)
                 src, tgt, reason = clean_pair(src, tgt, config.max_words, config.max_ratio)
                 if reason:
                     counts[reason] += 1
                     continue
                 out.write(f"{src}\t{tgt}\n")
                 chunk.append(pair_hash(src, tgt))
+                if len(chunk) == CHUNK:
+                    keep_chunk(chunk, index)
                 seen += 1
                 if len(sample) < config.spm_sample_pairs:
                     sample.append((src, tgt))
@@ -145,9 +157,10 @@ def scan(config: DataConfig, specs: list[CorpusSpec], tsv: Path) -> Scan:
                     slot = rng.randrange(seen)
                     if slot < config.spm_sample_pairs:
                         sample[slot] = (src, tgt)
-            hashes.append(np.array(chunk, dtype=np.uint64))
-            corpus.append(np.full(len(chunk), index, dtype=np.int32))
-            counts[f"corpus:{spec.source}"] = len(chunk)
+            keep_chunk(chunk, index)
+            counts.setdefault(f"corpus:{spec.source}", 0)
+            counts["read"] += read
+            bar.update(read % 4096)
     return Scan(np.concatenate(hashes), np.concatenate(corpus), sample, counts)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,8 +56,8 @@ class ShardWriter:
     def add(self, src: list[list[int]], tgt: list[list[int]]) -> None:
         """A chunk of pairs (same length lists)."""
         for side, seqs in (("src", src), ("tgt", tgt)):
-            lengths = np.fromiter((len(s) for s in seqs), dtype="<i8", count=len(seqs))
-            flat = np.fromiter((i for s in seqs for i in s), dtype=self.dtype, count=int(lengths.sum()))
+            lengths = np.fromiter(map(len, seqs), dtype="<i8", count=len(seqs))
+            flat = np.fromiter(chain.from_iterable(seqs), dtype=self.dtype, count=int(lengths.sum()))
             flat.tofile(self._files[f"{side}.ids"])
             (self._ends[side] + np.cumsum(lengths)).astype("<i8").tofile(self._files[f"{side}.off"])
             self._ends[side] += int(lengths.sum())
