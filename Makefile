@@ -45,8 +45,8 @@ clean:
 
 # The recipe of the shipped models: train (resuming if interrupted), evaluate, benchmark, export with cards.
 release-models: install test-deps
-	scripts/release-model.sh en-de
-	scripts/release-model.sh de-en
+	scripts/release-model.sh everyday-en-de
+	scripts/release-model.sh everyday-de-en
 	scripts/release-model.sh en-fr
 	scripts/release-model.sh fr-en
 	scripts/release-model.sh en-cs

@@ -12,7 +12,7 @@ from model.translator import Translator
 from training.release import checksums
 
 RELEASED = Path(__file__).resolve().parents[1] / "released-models"
-SHIPPED = ["multi30k-en-de", "multi30k-de-en", "multi30k-en-fr", "multi30k-fr-en", "multi30k-en-cs", "multi30k-cs-en"]
+SHIPPED = ["everyday-en-de", "everyday-de-en", "multi30k-en-fr", "multi30k-fr-en", "multi30k-en-cs", "multi30k-cs-en"]
 
 SENTENCES = {
     "en": ["A dog runs across the green grass.", "Two children are playing with a red ball.",
