@@ -87,7 +87,8 @@ DING_DATA = (
     "when 13-25), mixed by weight as the recipe below says: ~19k example sentences, ~30k phrases of four or more "
     "words, and samples of its short phrases and single words. Checkpoints chosen on Multi30k `val` + the Ding dev "
     "split together; tested on `test_2016_flickr` and the Ding test split (1,006 example sentences). Nothing of a "
-    "dev or test line was trained on, nor a train pair repeating a dev or test sentence (48 in this file). The weights are trained on GPL-2+ data: redistribute them under terms "
+    "dev or test line was trained on, nor a train pair repeating a dev or test sentence (48 in this file). "
+    "The weights are trained on GPL-2+ data: redistribute them under terms "
     "compatible with it.")
 LIMITATIONS = ("Trained only on Multi30k image captions: short, literal, descriptive sentences about people, "
                "animals and scenes. Expect poor output on other domains (news, dialogue, technical text), on long "
