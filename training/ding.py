@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from model.errors import DataError
@@ -109,10 +110,17 @@ def sentence_pairs(split: str, path: str | Path = DING_PATH) -> list[tuple[str, 
     return out
 
 
-def held_out_sides(path: str | Path = DING_PATH) -> tuple[set[str], set[str]]:
-    """The German and the English sentences of the dev and test sets."""
+def held_out_sides(path: str | Path = DING_PATH) -> tuple[frozenset[str], frozenset[str]]:
+    """The German and the English sentences of the dev and test sets (read once per file and version)."""
+    path = Path(path)
+    info = path.stat() if path.is_file() else None
+    return _held_out_sides(path, info.st_size if info else -1, info.st_mtime_ns if info else -1)
+
+
+@lru_cache(maxsize=4)
+def _held_out_sides(path: Path, size: int, mtime_ns: int) -> tuple[frozenset[str], frozenset[str]]:
     pairs = sentence_pairs("dev", path) + sentence_pairs("test", path)
-    return {de for de, _ in pairs}, {en for _, en in pairs}
+    return frozenset(de for de, _ in pairs), frozenset(en for _, en in pairs)
 
 
 def train_pairs(path: str | Path = DING_PATH, min_words: int = 1) -> Iterator[tuple[str, str, bool]]:
