@@ -32,6 +32,9 @@ COPY model model
 COPY training training
 RUN TORCH_SPEC="$TORCH_SPEC" TORCH_INDEX_URL="$TORCH_INDEX_URL" \
     sh docker/install.sh package /opt/venv /src
+# What serving never loads leaves the venv here (torch's C++ tests and headers, pip, unused bytecode): ~260 MB.
+COPY docker/slim-venv.sh docker/slim-venv.sh
+RUN sh docker/slim-venv.sh /opt/venv
 # The shipped models, made readable for the non-root user here (training writes its files 0600), so the final
 # image gets them in one layer with the right modes.
 COPY released-models /src/released-models

@@ -61,8 +61,10 @@ docker-smoke:
 # Build the image and check it as production runs it (scripts/test-image.sh): healthy within the start period,
 # non-root, read-only root filesystem, SIGTERM (podman stop) with a request in flight: it completes, exit 0 within
 # the grace period; prints build time, image size, start-up time and RSS. Needs podman; not in CI. Run it when the
-# Dockerfile or the dependencies change. Without registry access, pass the build options, e.g.
-#   make test-image TEST_IMAGE_BUILD_OPTS="--pull=never -v /opt/wheels:/opt/wheels:ro --build-arg PIP_FIND_LINKS=/opt/wheels"
+# Dockerfile or the dependencies change. Without a Docker engine or registry access, run scripts/podman-setup.sh
+# once (podman + runc, containers.conf, a stand-in base image); it prints the CONTAINERS_CONF export and this line:
+#   make test-image TEST_IMAGE_BUILD_OPTS="--pull=never -v /opt/wheels:/opt/wheels:ro --build-arg PIP_FIND_LINKS=/opt/wheels \
+#     -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro"
 TEST_IMAGE_BUILD_OPTS ?=
 test-image:
 	BUILD_OPTS="$(TEST_IMAGE_BUILD_OPTS)" nice -n 19 bash scripts/test-image.sh

@@ -91,7 +91,8 @@ async def languages(registry: RegistryDep) -> LanguagesResponse:
 
 @router.get("/health", response_model=HealthResponse, tags=["operations"])
 async def health() -> HealthResponse:
-    """Liveness: the process answers (also while a batch is being decoded)."""
+    """Liveness: the process answers (also while a batch is being decoded). Served by app/liveness.py before
+    the app; this route documents it and answers the same."""
     return HealthResponse(status="ok")
 
 

@@ -8,10 +8,11 @@ uses one SearchConfig) until the batch is full (`max_batch_tokens`, `max_batch_s
 sentence has waited `max_wait_s`, translates them in one call off the event loop, and hands the results back
 through the futures (`loop.call_soon_threadsafe`). After a batch, it waits up to `regroup_s` for the
 clients that batch answered to send again, so that concurrent clients stay in one batch (see `_next_batch`).
-Back-pressure and admission (app/admission.py): a full queue, or a request whose expected wait (the tokens
-ahead of it at the measured tokens/s) exceeds its deadline, raises QueueFullError at once (503, Retry-After: the
-estimated drain time); a request whose deadline passes while queued raises DeadlineExceededError (504) and its
-sentences are not decoded; a cancelled request (client gone) has its sentences removed from the queue.
+Back-pressure and admission (app/admission.py): a full queue, or a request whose expected wait (what is left of
+the batch being decoded, then the tokens ahead of it, at the measured tokens/s) exceeds its deadline, raises
+QueueFullError at once (503, Retry-After: the estimated drain time; `refusal` asks without submitting); a request
+whose deadline passes while queued raises DeadlineExceededError (504) and its sentences are not decoded; a
+cancelled request (client gone) has its sentences removed from the queue.
 
 Fair queuing: every request names its client (an API key or an address). A batch takes sentences from the
 waiting clients in turn (round-robin, the client served longest ago first), one client may hold at most
@@ -27,11 +28,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from app.admission import ThroughputMeter, retry_after, tokens_ahead
+from app.admission import Backlog, ThroughputMeter, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,12 @@ class MicroBatcher(Generic[S, R]):
         self.shared_batch_sentences = shared_batch_sentences or max_batch_sentences
         self.on_batch = on_batch
         self._pending: deque[_Item] = deque()
+        self._backlog = Backlog()  # the pending sentences' tokens by client (admission reads this, not the queue)
         self._cond = threading.Condition()
         self._closed = False
         self.throughput = ThroughputMeter()  # tokens/s, for admission and Retry-After
         self._busy_tokens = 0  # source tokens of the batch being decoded
+        self._busy_taken = 0.0  # when the worker took that batch (time.monotonic)
         self._busy_since = 0.0  # when the oldest sentence waiting at the time that batch was taken arrived
         self._free_since = 0.0  # when the worker finished its last batch (time.monotonic)
         self._answered = 0  # requests that the last batch completed
@@ -159,8 +162,12 @@ class MicroBatcher(Generic[S, R]):
         with self._cond:
             if self._closed:
                 raise BatcherClosedError("the service is shutting down")
-            self._admit(items, client, timeout_s)
+            refusal = self._refusal(client, len(items), sum(item.tokens for item in items), timeout_s)
+            if refusal is not None:
+                raise refusal
             self._pending.extend(items)
+            for item in items:
+                self._backlog.add(client, item.tokens)
             self._requests += 1
             self._cond.notify()
         try:
@@ -172,33 +179,60 @@ class MicroBatcher(Generic[S, R]):
             self._drop(job)
             raise
 
-    def _admit(self, items: list[_Item], client: Hashable, timeout_s: float) -> None:
-        """Raise QueueFullError unless the queue has room for `items` and they can be decoded within timeout_s
-        at the measured rate (called with the lock held). A request bigger than the whole queue is still
-        accepted when nothing else waits."""
-        queue = [(item.job.client, item.tokens) for item in self._pending]
-        drain_s = self.throughput.seconds_for(self._busy_tokens + sum(tokens for _, tokens in queue))
-        if self._pending and len(self._pending) + len(items) > self.max_queue:
-            raise QueueFullError(f"{len(self._pending)} sentences are waiting for model {self.name}; retry later",
-                                 retry_after(drain_s))
-        own = sum(1 for owner, _ in queue if owner == client)
-        if own and own + len(items) > self.max_queue_per_client:
-            own_s = self.throughput.seconds_for(self._busy_tokens + tokens_ahead(queue, client, own))
-            raise QueueFullError(f"{own} of your sentences are already waiting for model {self.name} (at most "
-                                 f"{self.max_queue_per_client} per client); retry later", retry_after(own_s))
-        ahead = self._busy_tokens + tokens_ahead(queue, client, own + len(items))
-        wait_s = self.throughput.seconds_for(ahead + sum(item.tokens for item in items))
-        if self._pending and wait_s is not None and wait_s > timeout_s:
-            raise QueueFullError(f"model {self.name} is overloaded: this request would wait about {wait_s:.0f} s, "
-                                 f"longer than its {timeout_s:g} s deadline; retry later", retry_after(drain_s),
-                                 code="overloaded")
+    def refusal(self, client: Hashable, timeout_s: float, sentences: int = 1) -> QueueFullError | None:
+        """The 503 that `submit` would raise now for any request of at least `sentences` sentences from `client`
+        (whatever their length), or None. It never refuses what `submit` would accept at the same moment."""
+        with self._cond:
+            return self._refusal(client, sentences, 0, timeout_s)
+
+    def _refusal(self, client: Hashable, sentences: int, tokens: int, timeout_s: float) -> QueueFullError | None:
+        """Why a request of `sentences` sentences, `tokens` source tokens, cannot be queued now (called with the
+        lock held): no room in the queue or in the client's share of it, or it could not be decoded within
+        timeout_s at the measured rate. A request bigger than the whole queue is still accepted when nothing
+        else waits. Every estimate counts what is left of the batch being decoded, then the tokens ahead."""
+        backlog = self._backlog
+        if not backlog.sentences:
+            return None
+        in_progress_s = self._in_progress_s(time.monotonic())
+
+        def seconds(ahead: int) -> float | None:
+            decode_s = self.throughput.seconds_for(ahead)
+            return None if decode_s is None else in_progress_s + decode_s
+
+        drain_s = seconds(backlog.tokens)
+        if backlog.sentences + sentences > self.max_queue:
+            return QueueFullError(f"{backlog.sentences} sentences are waiting for model {self.name}; retry later",
+                                  retry_after(drain_s))
+        own = backlog.count(client)
+        if own and own + sentences > self.max_queue_per_client:
+            return QueueFullError(f"{own} of your sentences are already waiting for model {self.name} (at most "
+                                  f"{self.max_queue_per_client} per client); retry later",
+                                  retry_after(seconds(backlog.tokens_ahead(client, own))))
+        wait_s = seconds(backlog.tokens_ahead(client, own + sentences) + tokens)
+        if wait_s is not None and wait_s > timeout_s:
+            return QueueFullError(f"model {self.name} is overloaded: this request would wait about {wait_s:.0f} s, "
+                                  f"longer than its {timeout_s:g} s deadline; retry later", retry_after(drain_s),
+                                  code="overloaded")
+        return None
+
+    def _in_progress_s(self, now: float) -> float:
+        """Expected seconds left of the batch being decoded (0 while none is): its estimate less its time so far."""
+        if not self._busy_tokens:
+            return 0.0
+        whole_s = self.throughput.seconds_for(self._busy_tokens) or 0.0
+        return max(0.0, whole_s - (now - self._busy_taken))
+
+    def _set_pending(self, items: Iterable[_Item]) -> None:
+        """Replace the queue (called with the lock held) and the backlog read from it."""
+        self._pending = deque(items)
+        self._backlog = Backlog((item.job.client, item.tokens) for item in self._pending)
 
     def _drop(self, job: _Job) -> None:
         """Forget a job that timed out or was cancelled: its queued sentences are not decoded."""
         with self._cond:
             job.cancelled = True
             before = len(self._pending)
-            self._pending = deque(item for item in self._pending if item.job is not job)
+            self._set_pending(item for item in self._pending if item.job is not job)
             removed = before - len(self._pending)
         if removed:
             log.debug("dropped %d queued sentences of a cancelled request", removed)
@@ -207,7 +241,8 @@ class MicroBatcher(Generic[S, R]):
         """Stop the worker; requests still waiting fail with BatcherClosedError."""
         with self._cond:
             self._closed = True
-            waiting, self._pending = list(self._pending), deque()
+            waiting = list(self._pending)
+            self._set_pending(())
             self._cond.notify_all()
         for job in {id(item.job): item.job for item in waiting}.values():
             self._call(job, _fail, BatcherClosedError("the service is shutting down"))
@@ -231,7 +266,8 @@ class MicroBatcher(Generic[S, R]):
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
-                self._pending = deque(i for i in self._pending if not i.job.cancelled and i.job.deadline > now)
+                if any(i.job.cancelled or i.job.deadline <= now for i in self._pending):
+                    self._set_pending(i for i in self._pending if not i.job.cancelled and i.job.deadline > now)
                 if not self._pending:
                     self._cond.wait()
                     continue
@@ -249,8 +285,8 @@ class MicroBatcher(Generic[S, R]):
                 if full or wait <= 0:
                     taken = {id(item) for item in batch}
                     self._busy_since = self._pending[0].enqueued  # the queue is in arrival order
-                    self._pending = deque(i for i in self._pending if id(i) not in taken)
-                    self._busy_tokens = sum(item.tokens for item in batch)
+                    self._set_pending(i for i in self._pending if id(i) not in taken)
+                    self._busy_tokens, self._busy_taken = sum(item.tokens for item in batch), now
                     return batch
                 self._cond.wait(wait)
             return None

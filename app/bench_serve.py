@@ -3,7 +3,8 @@
 Each run starts `rnnmt serve` as a subprocess on a free 127.0.0.1 port (the cache off, so every request is
 decoded), waits for /ready, then `clients` asyncio tasks each send `requests` single-sentence POST /translate
 requests back to back, each over its own keep-alive connection (`KeepAliveClient`). Reported per
-run: throughput (requests/s), latency percentiles and the mean decode batch size read from /metrics.
+run: throughput (requests/s), latency percentiles, the mean decode batch size read from /metrics, and the
+server's resident memory (Linux /proc): when ready, at the end, and its peak (VmHWM, loading included).
 "Off" is max_batch_sentences=1, max_wait_ms=0 and regroup_ms=0: one sentence per decode call, no waiting.
 """
 
@@ -22,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -120,6 +121,20 @@ class RunResult:
     mean_batch_sentences: float | None
     mean_batch_ms: float | None  # decode time per batch
     decode_busy: float | None  # fraction of the wall time the decode worker was busy
+    rss_ready_mb: float | None = None  # the server's resident memory once ready, before the load
+    rss_end_mb: float | None = None  # ... at the end of the load
+    rss_peak_mb: float | None = None  # ... its peak over its whole life (VmHWM)
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """Resident memory of a process (Linux /proc), in MB: now (VmRSS) or its peak so far (VmHWM)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -259,10 +274,13 @@ def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_si
                              "RNNMT_REGROUP_MS": "0"}}
     results = []
     for mode, env in modes.items():
-        with running_server(models_dir, env, access_log=False) as url:
-            pair, texts = ready_pair(url, models_dir, source, target, sentences)
+        with server_process(models_dir, env, access_log=False) as server:
+            pair, texts = ready_pair(server.url, models_dir, source, target, sentences)
+            pid, ready = server.process.pid, rss_mb(server.process.pid)
             log.info("%s: %d clients x %d requests, %s-%s, beam %d", mode, clients, requests, *pair, beam_size)
-            results.append(asyncio.run(drive(url, texts, *pair, clients, requests, beam_size, mode)))
+            result = asyncio.run(drive(server.url, texts, *pair, clients, requests, beam_size, mode))
+            results.append(replace(result, rss_ready_mb=ready, rss_end_mb=rss_mb(pid),
+                                   rss_peak_mb=rss_mb(pid, "VmHWM")))
     on, off = results
     return {"models_dir": str(models_dir), "pair": f"{pair[0]}-{pair[1]}", "clients": clients,
             "requests_per_client": requests, "beam_size": beam_size, "results": [asdict(r) for r in results],
@@ -271,15 +289,17 @@ def bench_serve(models_dir: Path, clients: int = 32, requests: int = 20, beam_si
 
 def format_table(report: dict) -> str:
     header = f"{'mode':<12} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} " \
-             f"{'p99 ms':>8} {'batch':>6} {'ms/batch':>8} {'busy':>5}"
+             f"{'p99 ms':>8} {'batch':>6} {'ms/batch':>8} {'busy':>5} {'RSS MB ready/end/peak':>22}"
     lines = [f"bench-serve {report['pair']}: {report['clients']} clients x {report['requests_per_client']} "
              f"requests, beam {report['beam_size']}", header, "-" * len(header)]
     for r in report["results"]:
         batch = "-" if r["mean_batch_sentences"] is None else f"{r['mean_batch_sentences']:.1f}"
         batch_ms = "-" if r["mean_batch_ms"] is None else f"{r['mean_batch_ms']:.1f}"
+        rss = "/".join("-" if r.get(k) is None else f"{r[k]:.0f}"
+                       for k in ("rss_ready_mb", "rss_end_mb", "rss_peak_mb"))
         lines.append(f"{r['mode']:<12} {r['requests']:>8} {r['errors']:>6} {r['requests_per_s']:>8.1f} "
                      f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {batch:>6} {batch_ms:>8} "
-                     f"{r['decode_busy']:>5.0%}")
+                     f"{r['decode_busy']:>5.0%} {rss:>22}")
     lines.append(f"speedup from micro-batching: {report['speedup']}x throughput")
     return "\n".join(lines)
 

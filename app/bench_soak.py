@@ -3,13 +3,17 @@
 One `rnnmt serve` subprocess (the cache off, so every request is decoded; the request deadline given). First its
 capacity: closed-loop clients sending one-sentence requests back to back for `capacity_s` (also the warm-up).
 Then open-loop load: requests arrive as a Poisson process at `load` x capacity for the soak's duration, each on
-an idle keep-alive connection or a new one (arrivals never wait for a free connection), while a prober GETs
-/health every `probe_interval_s`. Reported:
+an idle keep-alive connection or a new one (arrivals never wait for a free connection), while a prober in a
+process of its own GETs /health every `probe_interval_s` (in the load generator's event loop it measured that
+loop's own delays too: a liveness probe comes from elsewhere). Reported:
 - the status codes (only 200, 503, 429 and 504 are expected; a connection error or anything else is a defect);
 - the accepted requests (200 or 504) and the fraction answered 200 within the deadline; the 503s at admission
   (by code: queue_full, overloaded) against the 504s after the deadline;
-- Retry-After against the real drain: when the load stops, the time from the last 503 to the last accepted
-  request's answer (the queue is empty then), beside that 503's Retry-After;
+- Retry-After against the real drain, as a client that obeys it sees it: the time from a 503's answer until
+  every request accepted before it has been answered (the queue it was refused from is gone then; the soak
+  has one client, so its queue is served in order). For every 503 during the load (`retry_after_vs_drain`:
+  the ratio's percentiles, and the share within 2x either way), and for the last one, when the load stops
+  (`drain`: the drain is then faster, since the load generator and the refused requests stop taking CPU);
 - the server's RSS after the warm-up and at the end, and /health latency percentiles.
 The load generator shares the machine with the server: on a small machine its own event loop adds to the
 /health latencies it measures.
@@ -18,15 +22,21 @@ The load generator shares the machine with the server: on a small machine its ow
 from __future__ import annotations
 
 import asyncio
+import bisect
+import http.client
 import json
 import logging
+import multiprocessing
 import random
 import resource
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from app.bench_serve import KeepAliveClient, percentile, ready_pair, server_process
+from app.bench_serve import KeepAliveClient, percentile, ready_pair, rss_mb, server_process
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +53,6 @@ class Outcome:
     status: str  # "200", "503", ... or "connection_error" / "client_timeout"
     code: str | None = None  # the JSON error code of an error answer
     retry_after: float | None = None
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
-    """Resident memory of a process (Linux /proc), in MB: now (VmRSS) or its peak so far (VmHWM)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 def raise_open_files_limit() -> None:
@@ -93,26 +92,47 @@ async def measure_capacity(url: str, texts: list[str], source: str, target: str,
     return answered / wall
 
 
-async def probe_health(url: str, stop: asyncio.Event, interval_s: float) -> tuple[list[float], int]:
-    """GET /health every interval_s over one keep-alive connection until `stop`: latencies (ms), failures."""
-    connection = KeepAliveClient(url)
+def probe_health(url: str, stop: Event, interval_s: float, out: Connection) -> None:
+    """In a process of its own: GET /health every interval_s over one keep-alive connection until `stop`; sends
+    back (latencies in ms, failures)."""
+    address = urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=30.0)
     latencies: list[float] = []
     failures = 0
     while not stop.is_set():
         start = time.perf_counter()
         try:
-            ok = await connection.request("GET", "/health") == 200
-        except (OSError, asyncio.IncompleteReadError):
-            await connection.close()
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            connection.close()  # the next request connects again
             ok = False
         latencies.append((time.perf_counter() - start) * 1000.0)
         failures += not ok
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except asyncio.TimeoutError:
-            pass
-    await connection.close()
-    return latencies, failures
+        stop.wait(interval_s)
+    connection.close()
+    out.send((latencies, failures))
+
+
+class HealthProber:
+    """probe_health in a child process (spawned: nothing of the load generator's loop or threads comes along)."""
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=probe_health, args=(url, self._stop, interval_s, sender),
+                                        name="health-prober", daemon=True)
+        self._process.start()
+
+    async def finish(self) -> tuple[list[float], int]:
+        """Stop probing: the latencies (ms) and the failures."""
+        self._stop.set()
+        latencies, failures = await asyncio.to_thread(self._results.recv)
+        await asyncio.to_thread(self._process.join, 10.0)
+        return latencies, failures
 
 
 async def sample_rss(pid: int, stop: asyncio.Event, interval_s: float = 5.0) -> list[tuple[float, float]]:
@@ -212,6 +232,39 @@ def latency_ms(values_s: list[float]) -> dict:
             "max_ms": round(max(ms), 1)}
 
 
+class QueueAhead:
+    """When the requests accepted before a moment had all been answered: the drain a refused client waits for."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        accepted = sorted((o for o in outcomes if o.status in ("200", "504")), key=lambda o: o.sent_s)
+        self.sent = [o.sent_s for o in accepted]
+        self.answered_by: list[float] = []  # [k]: when the first k + 1 accepted requests had all been answered
+        for o in accepted:
+            self.answered_by.append(max(self.answered_by[-1] if self.answered_by else 0.0, o.sent_s + o.latency_s))
+
+    def drain_s(self, refused: Outcome) -> float | None:
+        """Seconds from a 503's answer until every request accepted before it was sent had been answered (None
+        when none had been accepted before it)."""
+        ahead = bisect.bisect_left(self.sent, refused.sent_s)
+        return self.answered_by[ahead - 1] - (refused.sent_s + refused.latency_s) if ahead else None
+
+
+def drain_ratios(outcomes: list[Outcome]) -> dict:
+    """Retry-After of every 503 against its QueueAhead drain: percentiles of the ratio, and the share within 2x
+    either way."""
+    queue = QueueAhead(outcomes)
+    ratios = []
+    for o in outcomes:
+        drain = queue.drain_s(o) if o.status == "503" and o.retry_after else None
+        if drain is not None and drain > 0:
+            ratios.append(o.retry_after / drain)
+    if not ratios:
+        return {"count": 0}
+    return {"count": len(ratios), "p10": round(percentile(ratios, 10), 2), "p50": round(percentile(ratios, 50), 2),
+            "p90": round(percentile(ratios, 90), 2),
+            "within_2x": round(sum(0.5 <= r <= 2.0 for r in ratios) / len(ratios), 4)}
+
+
 def summarize(outcomes: list[Outcome], load_end: float, deadline_s: float) -> dict:
     """The soak's figures from the open-loop outcomes (see the module docstring)."""
     counts: dict[str, int] = {}
@@ -230,7 +283,7 @@ def summarize(outcomes: list[Outcome], load_end: float, deadline_s: float) -> di
     if rejected and accepted:
         last = max(rejected, key=lambda o: o.sent_s + o.latency_s)
         emptied = max(o.sent_s + o.latency_s for o in accepted)
-        real = max(emptied - (last.sent_s + last.latency_s), 0.0)
+        real = max(QueueAhead(outcomes).drain_s(last) or 0.0, 0.0)  # not the requests accepted after it
         drain = {"last_retry_after_s": last.retry_after, "real_drain_s": round(real, 2),
                  "ratio": round(last.retry_after / real, 2) if real > 0 and last.retry_after else None,
                  "queue_empty_after_load_s": round(emptied - load_end, 2)}
@@ -241,7 +294,8 @@ def summarize(outcomes: list[Outcome], load_end: float, deadline_s: float) -> di
             "accepted_within_deadline": round(len(in_time) / len(accepted), 4) if accepted else None,
             "answered_per_s": round(counts.get("200", 0) / load_end, 1) if load_end > 0 else None,
             "latency_200": latency_ms([o.latency_s for o in outcomes if o.status == "200"]),
-            "latency_503": latency_ms([o.latency_s for o in rejected]), "drain": drain}
+            "latency_503": latency_ms([o.latency_s for o in rejected]), "drain": drain,
+            "retry_after_vs_drain": drain_ratios(outcomes)}
 
 
 async def soak_phases(url: str, pid: int, texts: list[str], source: str, target: str, beam_size: int,
@@ -252,11 +306,11 @@ async def soak_phases(url: str, pid: int, texts: list[str], source: str, target:
     rate = load * capacity
     log.info("capacity %.1f requests/s; open loop at %.1f requests/s for %.0f s", capacity, rate, soak_s)
     stop = asyncio.Event()
-    prober = asyncio.create_task(probe_health(url, stop, probe_interval_s))
+    prober = HealthProber(url, probe_interval_s)
     sampler = asyncio.create_task(sample_rss(pid, stop))
     outcomes, load_end = await open_loop(url, texts, source, target, beam_size, rate, soak_s, deadline_s)
     stop.set()
-    health, health_failures = await prober
+    health, health_failures = await prober.finish()
     rss_series = await sampler
     rss_end = rss_mb(pid)
     growth = round((rss_end - rss_warm) / rss_warm * 100.0, 1) if rss_warm and rss_end else None
@@ -289,6 +343,7 @@ def format_soak(report: dict) -> str:
         return f"{label:<44} {value}"
 
     drain = report["drain"] or {}
+    ratios = report.get("retry_after_vs_drain") or {"count": 0}
     health = report["health"]
     lines = [f"bench-serve --soak {report['pair']}, beam {report['beam_size']}: {report['soak_s']:g} s at "
              f"{report['load']:g}x capacity, deadline {report['deadline_s']:g} s", "-" * 72,
@@ -304,6 +359,9 @@ def format_soak(report: dict) -> str:
                  f"{report['latency_200'].get('p99_ms')}"),
              row("latency 503 p50 / p99 ms", f"{report['latency_503'].get('p50_ms')} / "
                  f"{report['latency_503'].get('p99_ms')}"),
+             row("Retry-After / drain, during load p10 p50 p90",
+                 f"{ratios.get('p10')} {ratios.get('p50')} {ratios.get('p90')} (within 2x: "
+                 f"{ratios.get('within_2x')} of {ratios['count']})"),
              row("last Retry-After s / real drain s (ratio)", f"{drain.get('last_retry_after_s')} / "
                  f"{drain.get('real_drain_s')} ({drain.get('ratio')})"),
              row("RSS MB warm / end (growth %) / peak", f"{report['rss_mb']['warm']} / {report['rss_mb']['end']} "

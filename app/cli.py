@@ -55,6 +55,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _int_list(text: str) -> list[int]:
+    return [_positive_int(part.strip()) for part in text.split(",") if part.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return values
+
+
 def _prepare_config(args: argparse.Namespace) -> DataConfig:
     """The DataConfig of `rnnmt prepare`: a config file's data section or the options; --corpus, --valid-corpus
     and downloaded corpora (`--download NAME[:WEIGHT]`) replace its corpora."""
@@ -193,6 +207,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"{result['sentences']} sentences in {result['wall_time_s']} s ({result['sentences_per_s']} sentences/s)")
     if args.json:
         atomic_write(args.json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from training.data import read_lines
+    from training.evaluate import resolve_testset
+    from training.tune import DevSet, check_dev_names, format_tuning, tune_decoding, write_decoding
+
+    check_dev_names(args.testset)
+    translator = _translator(args)
+    bundle = translator.bundle
+    dev_sets = []
+    for name in args.testset:
+        src, ref = resolve_testset(name, bundle.source_lang, bundle.target_lang, args.data_dir)
+        dev_sets.append(DevSet(name, read_lines(src), read_lines(ref)))
+    result = tune_decoding(translator, dev_sets, args.beam_sizes, args.length_penalties)
+    print(format_tuning(result))
+    if not args.dry_run:
+        write_decoding(Path(args.model), result)
+        print(f"written to {Path(args.model) / 'config.json'} (decoding)")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -538,6 +571,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenize", default=None, help="sacrebleu tokenizer (default 13a; 'intl', 'none', ...)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("tune", help="choose the model's beam size and length penalty on dev sets")
+    p.add_argument("--model", required=True)
+    p.add_argument("--testset", action="append", default=[], help="a dev set, repeatable: multi30k:val, ding:dev")
+    p.add_argument("--beam-sizes", type=_int_list, default=[3, 4, 5, 6], metavar="LIST")
+    p.add_argument("--length-penalties", type=_float_list, default=[0.6, 0.8, 1.0, 1.2, 1.4], metavar="LIST")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8", "auto"])
+    p.add_argument("--batch-tokens", type=_positive_int, default=4000)
+    p.add_argument("--dry-run", action="store_true", help="print the grid, leave config.json as it is")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("bench", help="decode/training throughput, latency, memory, fraction of the matmul limit")
     _add_decode_options(p, precision=False)

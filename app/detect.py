@@ -7,9 +7,11 @@ short inputs people type into a translator lingua is right far more often: first
 58.8% (en+de only: 98.5% vs 55.8%), one word from a random position 83.8% vs 68.5%, first two words 94.0% vs 93.0%;
 py3langid wins at three words (99.5% vs 97.6%). Lingua's low-accuracy mode (99.78% on sentences, 65% on single
 words, 92% on three) trails both. The price: about 11,000 sentences/s on one core (py3langid 42,000), about
-165 MiB of resident memory for four languages' models (75 MiB for en+de; py3langid about 75 MiB), 0.6-1.6 s to build.
-Preloading moves the models' lazy 0.6 s load from the first request to construction; lingua shares loaded models
-between detectors, so building another detector over the same languages takes milliseconds.
+165 MiB of resident memory for four languages' models (75 MiB for en+de; py3langid about 75 MiB), 0.6-1.6 s to load.
+So the models are not preloaded: lingua loads a language's models when a detection first needs them (its default)
+and then keeps them, shared between detectors; the library itself is imported when a detector is built. A service
+whose clients always name the source language never pays that memory (the service with the en<->de models: 140 MB
+less resident when ready); the first request that needs detection waits for the load, once.
 
 A detection is *reliable* when the library's confidence is at least ``min_confidence`` (0.6 by default) and the
 text (its first ``MAX_CHARS`` characters, on which detection runs) has at least ``min_letters`` (3) letters. On
@@ -31,8 +33,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+if TYPE_CHECKING:
+    from lingua import Language
+    from lingua import LanguageDetector as LinguaDetector
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +55,20 @@ class Detection:
 
 
 def _lingua_language(code: str) -> Language | None:
+    from lingua import IsoCode639_1, Language
+
     try:
         return Language.from_iso_code_639_1(IsoCode639_1.from_str(code))
     except ValueError:
         return None
+
+
+def _build(models: list[Language]) -> LinguaDetector:
+    """Lingua's detector over `models`, which loads each language's n-gram models when a detection first needs
+    them (not preloaded: see the module)."""
+    from lingua import LanguageDetectorBuilder
+
+    return LanguageDetectorBuilder.from_languages(*models).build()
 
 
 class LanguageDetector:
@@ -81,8 +96,8 @@ class LanguageDetector:
         self._single = models[0] if len(models) == 1 else None
         if self._single is not None:
             foils = [code for code in FOILS if code != self._languages[0]][:3]
-            models += [Language.from_iso_code_639_1(IsoCode639_1.from_str(code)) for code in foils]
-        self._detector = LanguageDetectorBuilder.from_languages(*models).with_preloaded_language_models().build()
+            models += [found for code in foils if (found := _lingua_language(code)) is not None]
+        self._detector = _build(models)
 
     @property
     def languages(self) -> tuple[str, ...]:

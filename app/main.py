@@ -23,6 +23,7 @@ from app import api, files, libretranslate
 from app.access import Access
 from app.body_limit import BodyLimitMiddleware
 from app.errors import install_error_handlers
+from app.liveness import LivenessMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import published_openapi
 from app.registry import ModelRegistry
@@ -105,7 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access = Access(settings, metrics)
     app.state.service = TranslationService(registry, settings, metrics)
     app.state.drain = drain = Drain()
+    # Innermost first: /health's cheap answer comes after the body limit, the drain and the metrics, so that
+    # clients and operators see it as they see the app's own.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
+    app.add_middleware(LivenessMiddleware)
     if settings.cors_origins:  # off by default: browsers then only call the API from its own pages
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"])

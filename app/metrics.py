@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import prometheus_client as prom
 from prometheus_client import multiprocess
@@ -175,6 +176,14 @@ def authorized(header: str | None, token: str) -> bool:
     """Whether an Authorization header is 'Bearer <token>' (the scheme in any case), compared in constant time."""
     scheme, _, given = (header or "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+@dataclass(frozen=True)
+class RouteLabel:
+    """A route template for scope["route"], set by a middleware that answers before FastAPI routes the request
+    (app/liveness.py), so that its answers are counted under their route."""
+
+    path: str
 
 
 class MetricsMiddleware:

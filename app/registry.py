@@ -4,11 +4,13 @@ Each loaded model gets a Translator and its own MicroBatcher, which serves that 
 per model; the service's path is api -> service -> batcher -> translator -> search). BLEU for
 /languages comes from the folder's metrics.json ("test_bleu") when present. A pair without a model of its own
 is served through English when models X->en and en->Y are loaded (a `Route` of two legs). The language
-detector is built once, over the languages the models translate from.
+detector is built once, over the languages the models translate from; its models load on the first detection
+(app/detect.py), so a service whose clients name their languages never holds them.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -19,6 +21,7 @@ from app.batcher import MicroBatcher
 from app.detect import LanguageDetector
 from app.errors import ApiError
 from app.metrics import Metrics
+from app.runtime import release_free_memory
 from app.schemas import LanguagePair, ModelInfo
 from app.settings import Settings
 from model.checkpoint import CONFIG, ModelBundle, load_model_folder
@@ -155,6 +158,8 @@ class ModelRegistry:
             log.info("language detection among %s", ", ".join(self.detector.languages))
         self.metrics.models.set(value=len(self.models))
         self.loaded = True
+        gc.collect()  # loading's cyclic garbage first, so that its pages go back too
+        release_free_memory()  # what loading left in the heap (fp16 staging, weights packed away): ~30 MB
 
     def _serve(self, bundle: ModelBundle, bleu: float | None) -> LoadedModel:
         s = self.settings

@@ -55,7 +55,9 @@ install_package() {
     WANT_CPU=$want_cpu "$VENV/bin/python" - <<'PY'
 import os, sys
 import torch
-import app.cli  # noqa: F401  (the package imports)
+import app.cli  # noqa: F401  (the command line)
+import app.main  # noqa: F401  (the service, with every module it serves from: a subpackage missing from the
+                 # installed package, say model.kernels, fails here and not at the container's start)
 print("install.sh: torch", torch.__version__, "cuda", torch.version.cuda)
 if os.environ["WANT_CPU"] == "1" and torch.version.cuda is not None:
     sys.exit("install.sh: a CPU build was asked for, but this torch is built for CUDA " + torch.version.cuda)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from model.atomic import staged_folder
 from model.config import ModelConfig
@@ -141,9 +141,33 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
+def load_weights(model: Seq2Seq, path: Path) -> None:
+    """Copy the tensors of a safetensors file into the model's parameters, one at a time: the file is read
+    through a memory map and each tensor converted (fp16 -> fp32) by the copy, so no second full set of weights
+    exists during the load. Raises ModelLoadError for an unreadable file or one that does not fit the model."""
+    expected = unique_state_dict(model)  # names and shapes; the parameters themselves are in `targets`
+    targets = model.state_dict()
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            names = set(weights.keys())
+            if names != set(expected) or any(weights.get_slice(k).get_shape() != list(expected[k].shape)
+                                             for k in expected):
+                raise ModelLoadError(f"weights in {path} do not match the architecture in {CONFIG}")
+            with torch.no_grad():
+                for name in sorted(names):
+                    targets[name].copy_(weights.get_tensor(name))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot read weights {path}: {exc}") from None
+
+
 def load_model_folder(folder: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> ModelBundle:
     """Load a model folder for inference: eval mode, float32 weights on the given device, decoding with the
-    kernel for `precision` (fp32 | bf16 | int8 | auto; model/kernels/choice.py), chosen here once."""
+    kernel for `precision` (fp32 | bf16 | int8 | auto; model/kernels/choice.py), chosen here once.
+
+    A kernel that keeps its own copy of weights (the int8/bf16 step, the int8 encoder) has the fp32 copies
+    released (`StepKernel.release`, `EncoderKernel.release`): such a bundle decodes in that precision only.
+    Load at fp32 to switch kernels later (as `rnnmt bench` does) or to train.
+    """
     folder = Path(folder)
     config = read_config(folder)
     try:
@@ -151,25 +175,25 @@ def load_model_folder(folder: str | Path, device: str | torch.device = "cpu", pr
     except (ConfigError, TypeError) as exc:
         raise ModelLoadError(f"{folder / CONFIG}: {exc}") from None
     tokenizer_files = config.get("tokenizer", {})
-    src_tok = Tokenizer(folder / tokenizer_files.get("src", "spm.model"))
-    tgt_tok = Tokenizer(folder / tokenizer_files.get("tgt", "spm.model"))
+    src_name, tgt_name = tokenizer_files.get("src", "spm.model"), tokenizer_files.get("tgt", "spm.model")
+    src_tok = Tokenizer(folder / src_name)
+    tgt_tok = src_tok if tgt_name == src_name else Tokenizer(folder / tgt_name)  # a joint vocabulary: one in memory
     if src_tok.vocab_size != model_config.src_vocab_size or tgt_tok.vocab_size != model_config.tgt_vocab_size:
         raise ModelLoadError(
             f"SentencePiece vocabularies ({src_tok.vocab_size}, {tgt_tok.vocab_size}) do not match the model "
             f"({model_config.src_vocab_size}, {model_config.tgt_vocab_size}) in {folder}"
         )
     model = Seq2Seq(model_config)
-    try:
-        tensors = load_file(str(folder / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read weights {folder / WEIGHTS}: {exc}") from None
-    expected = unique_state_dict(model)
-    if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
-        raise ModelLoadError(f"weights in {folder / WEIGHTS} do not match the architecture in {CONFIG}")
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+    load_weights(model, folder / WEIGHTS)
     model.to(device).eval()
-    model.use_kernel(choose_kernel(model_config, device, precision))
-    log.info("%s: kernel %s", folder.name, model.kernel.describe())
+    kernel = choose_kernel(model_config, device, precision)
+    model.use_kernel(kernel)
+    log.info("%s: kernel %s", folder.name, kernel.describe())
+    freed = (kernel.step.release(model.decoder) if kernel.step.release else 0) + (
+        kernel.encoder.release(model.encoder.rnn) if kernel.encoder.release else 0)
+    if freed:
+        log.info("%s: released %.1f MB of fp32 weights that the %s kernels keep in their own form", folder.name,
+                 freed / 2**20, kernel.precision)
     meta = {k: v for k, v in config.items() if k not in ("model", "tokenizer")}
     bundle = ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta)
     bundle.decoding  # noqa: B018 - a broken decoding section fails the load, not the first request

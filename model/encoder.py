@@ -111,6 +111,7 @@ class RecurrentEncoder(nn.Module):
         )
         self.is_lstm = config.cell == "lstm"
         self.num_directions = 2 if config.bidirectional else 1
+        self.run_rnn = self.rnn.__call__  # what runs self.rnn: the module, or a kernel's copy (Seq2Seq.use_kernel)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """src: (batch, src_len) ids; src_lengths: (batch,) on any device.
@@ -119,7 +120,7 @@ class RecurrentEncoder(nn.Module):
         """
         embedded = self.emb_dropout(self.embedding(src))  # (batch, src_len, emb)
         packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, hidden = self.rnn(packed)
+        packed_out, hidden = self.run_rnn(packed)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
         if self.is_lstm:
             hidden = hidden[0]  # the cell state stays inside the encoder

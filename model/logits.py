@@ -57,28 +57,42 @@ class LengthLimits:
 @dataclass(frozen=True)
 class RepetitionGuard:
     """No n-gram (n <= max_ngram) may follow itself more than max_repeats times in a row: the token that would
-    start one more copy is masked. Short or odd inputs then cannot make a sentence loop until its length limit."""
+    start one more copy is masked. Short or odd inputs then cannot make a sentence loop until its length limit.
+
+    All n at once, in a fixed number of ops a step (the guard runs every step of the service's latency path), and
+    most steps stop after the first check:
+    the last R*N tokens of each row (R = max_repeats, N = max_ngram), compared with themselves n back for every
+    n through one unfolded view. Period n holds when the last (R-1)*n tokens each equal the one n before them,
+    which is R copies; tests/model/test_logits.py holds it to the plain loop over n and positions.
+    """
 
     max_repeats: int = 4
     max_ngram: int = 4
 
     def __call__(self, logits: torch.Tensor, view: StepView) -> bool:
         history, lengths = view.history, view.lengths
-        rows = torch.arange(history.size(0), device=history.device)
-        masked = False
-        for n in range(1, self.max_ngram + 1):
-            window = self.max_repeats * n  # the copies already there; the next token would start one more
-            if window > history.size(1) or not bool((lengths >= window).any()):
-                continue
-            offsets = torch.arange(window, device=history.device)  # (window,)
-            start = (lengths - window).clamp(min=0).unsqueeze(1)  # (rows, 1)
-            tail = history.gather(1, start + offsets)  # (rows, window): the last `window` tokens
-            periodic = (tail[:, n:] == tail[:, :-n]).all(dim=1) & (lengths >= window)  # (rows,)
-            if bool(periodic.any()):
-                banned = tail[:, window - n]  # the first token of the last copy starts the next one
-                logits[banned[periodic], rows[periodic]] = float("-inf")
-                masked = True
-        return masked
+        repeats, ngram = self.max_repeats, self.max_ngram
+        if int(lengths.max()) < repeats:  # not even R unigrams yet
+            return False
+        width = repeats * ngram
+        back = torch.arange(width, 0, -1, device=history.device)  # (width,) width .. 1
+        positions = lengths.unsqueeze(1) - back  # (rows, width) the last `width` positions, oldest first
+        tail = history.gather(1, positions.clamp(min=0))
+        # Every period n needs the last token to equal the one n before it; usually none does: done in 7 ops.
+        if not bool((tail[:, -1:] == tail[:, -1 - ngram: -1]).any()):
+            return False
+        tail = torch.where(positions >= 0, tail, -back)  # before the start: values no token (>= 0) or other equals
+        windows = tail.unfold(1, width - ngram, 1)  # (rows, N + 1, width - N): [:, o] = tail[:, o: o + width - N]
+        same = windows[:, ngram:] == windows[:, :ngram].flip(1)  # (rows, N, width - N): tail[N+k] == tail[N+k-n]
+        n = torch.arange(1, ngram + 1, device=history.device).unsqueeze(1)  # (N, 1)
+        needed = torch.arange(ngram, width, device=history.device) >= width - (repeats - 1) * n  # (N, width - N)
+        periodic = (same | ~needed).all(dim=2) & (lengths.unsqueeze(1) >= repeats * n.t())  # (rows, N)
+        hits = periodic.nonzero()  # (hits, 2): row, n - 1
+        if hits.size(0) == 0:
+            return False
+        starts = tail[:, width - ngram:].flip(1)  # (rows, N): tail[width - n], the first token of the last copy
+        logits[starts[hits[:, 0], hits[:, 1]], hits[:, 0]] = float("-inf")
+        return True
 
 
 def processors(min_length: int, max_repeats: int) -> list[LogitProcessor]:

@@ -42,6 +42,7 @@ class Seq2Seq(nn.Module):
         a lower-precision step keeps its own copy of the weights, made here."""
         self.kernel = kernel
         self._search_step: StepFn = kernel.step.bind(self.decoder)
+        self.encoder.run_rnn = kernel.encoder.bind(self.encoder.rnn)
 
     def _init_weights(self) -> None:
         for name, param in self.named_parameters():

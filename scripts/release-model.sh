@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Train (or resume) one recipe, tune nothing on test, score dev and test sets, benchmark, and export the fp16
-# model folder with its card into released-models/.
+# Train (or resume) one recipe, with its second stage when it has one, tune beam size and length penalty on the
+# dev sets (never on test), score dev and test sets, benchmark, and export the fp16 model folder with its card
+# into released-models/.
 # Usage: scripts/release-model.sh en-de            (configs/multi30k-en-de.yaml)
 #        scripts/release-model.sh everyday-de-en   (configs/everyday-de-en.yaml; adds the Ding dev/test splits)
+# A recipe NAME trains in two stages when configs/NAME-continue.yaml exists: that config starts from runs/NAME
+# (train.init_from) and trains runs/NAME-continue, which is the model released.
 set -euo pipefail
 NAME=${1:?recipe, e.g. en-de or everyday-de-en}
 [[ $NAME =~ ^[a-z]{2}-[a-z]{2}$ ]] && NAME=multi30k-$NAME
 RNNMT=${RNNMT:-.venv/bin/rnnmt}
-CONFIG=configs/$NAME.yaml
-RUN=runs/$NAME
 OUT=released-models/$NAME
 EXTRA=${TRAIN_ARGS:-}
-if [ -f "$RUN/checkpoints/last.safetensors" ]; then RESUME=--resume; else RESUME=; fi
-$RNNMT train --config "$CONFIG" --out "$RUN" $RESUME $EXTRA
+CONFIGS=(configs/$NAME.yaml)
+RUNS=(runs/$NAME)
+if [ -f "configs/$NAME-continue.yaml" ]; then CONFIGS+=("configs/$NAME-continue.yaml"); RUNS+=("runs/$NAME-continue"); fi
+STAGE_ARGS=()
+for i in "${!CONFIGS[@]}"; do
+  if [ -f "${RUNS[$i]}/checkpoints/last.safetensors" ]; then RESUME=--resume; else RESUME=; fi
+  $RNNMT train --config "${CONFIGS[$i]}" --out "${RUNS[$i]}" $RESUME $EXTRA
+  STAGE_ARGS+=(--config "${CONFIGS[$i]}")
+  if [ "$i" -lt $((${#CONFIGS[@]} - 1)) ]; then STAGE_ARGS+=(--earlier-run "${RUNS[$i]}"); fi
+done
+RUN=${RUNS[-1]}
+DEV=(--testset multi30k:val)
+[[ $NAME == everyday-* ]] && DEV+=(--testset ding:dev)
+$RNNMT tune --model "$RUN" "${DEV[@]}"
 $RNNMT evaluate --model "$RUN" --testset multi30k:val --json "$RUN/eval-val.json"
 $RNNMT evaluate --model "$RUN" --testset multi30k:test_2016_flickr --json "$RUN/eval-test.json"
 MORE=()
@@ -24,5 +37,5 @@ if [[ $NAME == everyday-* ]]; then
   MORE+=(--title "rnnmt everyday ${NAME#everyday-} (Multi30k + Ding)")
 fi
 $RNNMT bench --model "$RUN" --json "$RUN/bench.json"
-.venv/bin/python -m training.release --run "$RUN" --out "$OUT" --config "$CONFIG" \
+.venv/bin/python -m training.release --run "$RUN" --out "$OUT" "${STAGE_ARGS[@]}" \
   --val "$RUN/eval-val.json" --test "$RUN/eval-test.json" --bench "$RUN/bench.json" "${MORE[@]}"

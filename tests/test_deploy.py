@@ -538,3 +538,22 @@ def test_install_script_replays_the_image_install(tmp_path: Path) -> None:
                             "print(torch.version.cuda)"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     app_file, cuda = where.stdout.split()
     assert str(venv) in app_file and cuda == "None"
+
+
+def test_the_wheel_holds_every_package_of_the_source_tree(tmp_path: Path) -> None:
+    """A regular install (the image's) must carry every package: a subpackage left out of pyproject's list
+    (model.kernels once was) only fails when the container starts."""
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside pyproject.toml
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "__pycache__", "runs", "released-models",
+                                                                "build", "*.egg-info", "node_modules"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("rnnmt-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = sorted(str(init.parent.relative_to(ROOT)) for top in ("app", "model", "training")
+                      for init in (ROOT / top).rglob("__init__.py") if "__pycache__" not in init.parts)
+    assert "model/kernels" in packages
+    missing = [p for p in packages if f"{p}/__init__.py" not in names]
+    assert not missing, f"packages missing from the wheel: {missing}"

@@ -34,6 +34,7 @@ class TrainConfig:
     valid_beam_size: int = 1  # greedy validation BLEU
     threads: int = 0  # 0 = every core torch sees
     fp16_export: bool = False
+    init_from: str = ""  # a model folder whose weights start this run (fine-tuning, a warm restart); same tokenizer
 
 
 CODE_DEFAULTS = SearchConfig()
@@ -176,5 +177,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         train=_build_section("train", TrainConfig, raw.get("train", {})),
         decode=_build_section("decode", DecodeDefaults, raw.get("decode", {})),
     )
+    if config.train.init_from and not config.data.spm_from:  # its weights only mean something with its tokenizer
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, spm_from=config.train.init_from))
     _validate(config)
     return config

@@ -54,6 +54,7 @@ class DataConfig:
     model_type: str = "unigram"  # unigram | bpe
     spm_sample_pairs: int = 100_000  # SentencePiece trains on a random sample of this many pairs (its memory grows
     # with its input: 100k pairs of 13 words took ~0.5 GB)
+    spm_from: str = ""  # a model folder whose SentencePiece model(s) to reuse instead of training (fine-tuning)
     max_words: int = 80
     max_ratio: float = 3.0
     seed: int = 1
@@ -86,6 +87,21 @@ def spm_files(prepared: Path, joint: bool) -> tuple[Path, Path]:
     if joint:
         return prepared / "spm.model", prepared / "spm.model"
     return prepared / "src.spm.model", prepared / "tgt.spm.model"
+
+
+def copy_sentencepiece(folder: Path, prepared: Path, joint: bool) -> None:
+    """Take a model folder's tokenizer(s), so that its weights can start a training run on this data."""
+    config_path = folder / "config.json"
+    try:
+        names = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer", {})
+        models = [(folder / names.get(side, "spm.model")).read_bytes() for side in ("src", "tgt")]
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DataError(f"data.spm_from: cannot read the tokenizer of the model folder {folder}: {exc}") from None
+    if joint and models[0] != models[1]:
+        raise DataError(f"data.spm_from: {folder} has separate source and target tokenizers; set "
+                        "data.joint_vocab: false")
+    for path, data in zip(spm_files(prepared, joint), models, strict=True):
+        atomic_write(path, data)
 
 
 def train_sentencepiece(lines: list[str], prefix: Path, config: DataConfig) -> None:
@@ -231,7 +247,9 @@ def prepare(config: DataConfig, force: bool = False) -> Path:
         duplicates = int(len(keep) - keep.sum())
         log.info("train: read %d pairs; %d duplicates; training SentencePiece on %d sampled pairs",
                  found.counts["read"], duplicates, len(found.sample))
-        if config.joint_vocab:
+        if config.spm_from:
+            copy_sentencepiece(Path(config.spm_from), prepared, config.joint_vocab)
+        elif config.joint_vocab:
             train_sentencepiece([s for pair in found.sample for s in pair], prepared / "spm", config)
         else:
             train_sentencepiece([s for s, _ in found.sample], prepared / "src.spm", config)

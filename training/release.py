@@ -46,6 +46,19 @@ def speed_lines(bench: dict[str, Any]) -> list[str]:
     return lines
 
 
+def tuning_lines(tuning: dict[str, Any] | None) -> list[str]:
+    """How the decoding defaults were chosen (`rnnmt tune`, config.json's `tuning`): the dev-set grid."""
+    if not tuning:
+        return []
+    names = tuning["dev_sets"]
+    lines = [f"## Decoding defaults (`rnnmt tune` on {', '.join(names)}; mean BLEU, never a test set)",
+             "| beam | length penalty | " + " | ".join(names) + " | mean |",
+             "|---|---|" + "---|" * (len(names) + 1)]
+    lines += [f"| {r['beam_size']} | {r['length_penalty']} | " + " | ".join(str(r["bleu"][n]) for n in names)
+              + f" | {r['mean_bleu']} |" for r in tuning["grid"]]
+    return [*lines, ""]
+
+
 def write_card(out: Path, card: dict[str, Any]) -> None:
     """README.md (the model card, human-readable) + metrics.json (the same figures for the service)."""
     sums = checksums(out)
@@ -65,6 +78,7 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
           + (f"**{result['bleu']}** | **{result['chrf']}** |" if name.endswith("test") else
              f"{result['bleu']} | {result['chrf']} |") for name, result in extra.items()), "",
         f"BLEU signature: `{test['bleu_signature']}`  ", f"chrF signature: `{test['chrf_signature']}`", "",
+        *tuning_lines(card.get("tuning")),
         *speed_lines(bench),
     ]
     lines += ["", "## Limitations", card["limitations"], "", "## Files (SHA-256)"]
@@ -112,7 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Export a run as a released model folder with its card.")
     parser.add_argument("--run", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--config", required=True, type=Path, action="append",
+                        help="the recipe; repeat it for a run trained in stages, first stage first")
+    parser.add_argument("--earlier-run", type=Path, action="append", default=[],
+                        help="the run folder of each earlier stage (train.init_from), first first")
     parser.add_argument("--val", required=True, type=Path, help="rnnmt evaluate --json output on val")
     parser.add_argument("--test", required=True, type=Path, help="rnnmt evaluate --json output on test_2016_flickr")
     parser.add_argument("--bench", type=Path, help="rnnmt bench --json output")
@@ -120,7 +137,10 @@ def main() -> None:
                         help="another evaluation set for the card, e.g. ding:test=runs/x/eval-ding-test.json")
     parser.add_argument("--title", help="the card's title (default: rnnmt Multi30k SRC → TGT)")
     args = parser.parse_args()
-    run_metrics = json.loads((args.run / "metrics.json").read_text())
+    if len(args.config) != len(args.earlier_run) + 1:
+        parser.error("give one --config per stage: each --earlier-run's, then --run's")
+    runs = [*args.earlier_run, args.run]
+    stages = [json.loads((run / "metrics.json").read_text()) for run in runs]
     val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
     src, tgt = read_config(args.run)["source_lang"], read_config(args.run)["target_lang"]
     names = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
@@ -140,11 +160,16 @@ def main() -> None:
                        "Weights stored as fp16 safetensors.",
             "data": DING_DATA if everyday else MULTI30K_DATA,
             "extra": {name: {**result, "decode": decode(result)} for name, result in extra.items()},
-            "command": f"rnnmt train --config {args.config} --out {args.run}  (all steps: make release-models)",
-            "recipe": args.config.read_text(),
-            "train": f"{run_metrics['steps']} steps ({run_metrics['epochs']} full epochs), "
-                     f"{run_metrics['train_seconds'] / 60:.0f} min of training compute on 2 shared CPU cores, "
-                     f"{run_metrics['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: {run_metrics['weights']}.",
+            "command": "; ".join(f"rnnmt train --config {config} --out {run}"
+                                 for config, run in zip(args.config, runs, strict=True))
+                       + "  (all steps: make release-models)",
+            "recipe": "\n".join(config.read_text() for config in args.config),
+            "train": "; ".join(
+                (f"stage {i + 1}: " if len(stages) > 1 else "")
+                + f"{m['steps']} steps ({m['epochs']} full epochs), {m['train_seconds'] / 60:.0f} min of training "
+                  f"compute on 2 shared CPU cores, {m['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: "
+                  f"{m['weights']}" for i, m in enumerate(stages)) + ".",
+            "tuning": read_config(args.run).get("tuning"),
             "val": {**val, "decode": decode(val)},
             "test": {**test, "decode": decode(test)},
             "bench": json.loads(args.bench.read_text()) if args.bench else None,

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from model.atomic import append_line, remove_leftovers
-from model.checkpoint import ModelBundle, save_model_folder
+from model.checkpoint import ModelBundle, load_model_folder, read_config, save_model_folder
 from model.config import PAD_ID
 from model.errors import ConfigError
 from model.kernels import choose_kernel
@@ -125,6 +125,8 @@ class Trainer:
             log.info("resumed from %s at step %d", last, self.progress.step)
         elif last.is_file() and not resume:
             raise ConfigError(f"{self.out} already holds a training run; pass --resume or choose another --out")
+        elif self.config.train.init_from:
+            start_from(self.model, Path(self.config.train.init_from), (self.src_spm, self.tgt_spm))
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and not self._bf16())
         if self.is_main:
@@ -304,6 +306,23 @@ class Trainer:
         save_model_folder(self.out, self.model, self.model_meta(), self.src_spm, self.tgt_spm, fp16=t.fp16_export,
                           extra_files={"metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}, in_run=True)
         return metrics
+
+
+def start_from(model: Seq2Seq, folder: Path, spm: tuple[Path, Path]) -> None:
+    """Copy a model folder's weights into a new run: same architecture, byte-identical tokenizer files (the
+    token ids must mean the same pieces); the optimizer and the learning rate start afresh."""
+    bundle = load_model_folder(folder)
+    theirs, mine = bundle.model.state_dict(), model.state_dict()
+    if set(theirs) != set(mine) or any(theirs[k].shape != mine[k].shape for k in mine):
+        raise ConfigError(f"init_from {folder}: its architecture differs from this config's model section")
+    files = read_config(folder).get("tokenizer", {})
+    their_spm = [folder / files.get(side, "spm.model") for side in ("src", "tgt")]
+    for mine, other in zip(spm, their_spm, strict=True):
+        if mine.read_bytes() != other.read_bytes():
+            raise ConfigError(f"init_from {folder}: {other.name} differs from the prepared {mine}; fine-tuning "
+                              "needs the same SentencePiece model")
+    model.load_state_dict(theirs)
+    log.info("weights initialised from %s", folder)
 
 
 def train(config: ExperimentConfig, out_dir: str | Path, device: str = "auto", max_steps: int | None = None,

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from model.config import ATTENTIONS, CELLS, ModelConfig
 from model.decoder import ConditionalDecoder, DecoderState, Recurrence
@@ -56,11 +58,16 @@ class Support:
 @dataclass(frozen=True)
 class StepKernel:
     """A search step. `bind` puts the decoder's weights in the kernel's own layout once (quantized,
-    converted, or the decoder's own tensors) and returns the step over them."""
+    converted, or the decoder's own tensors) and returns the step over them.
+
+    release: for a step that keeps its own copy of some weights, frees the decoder's copies that neither the
+    step nor the encoder reads (a model loaded only to decode; model/checkpoint.py). None: it reads them all.
+    """
 
     name: str
     support: Support
     bind: Callable[[ConditionalDecoder], StepFn]
+    release: Callable[[ConditionalDecoder], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,21 @@ class RecurrenceKernel:
     run: Recurrence
 
 
+# packed embeddings -> packed outputs and the final hidden state (h, or (h, c) for an LSTM), as nn.RNNBase returns
+RnnFn = Callable[[PackedSequence], tuple[PackedSequence, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class EncoderKernel:
+    """How the encoder's recurrent network runs (model/kernels/encoder.py). `bind` makes it from the trained
+    module once; `release`, as for a step, frees the module's weights that the bound copy no longer reads."""
+
+    name: str
+    support: Support
+    bind: Callable[[nn.RNNBase], RnnFn]
+    release: Callable[[nn.RNNBase], int] | None = None
+
+
 @dataclass(frozen=True)
 class Kernel:
     """The search step and the training recurrence one model runs, chosen once (model/kernels/choice.py)."""
@@ -79,6 +101,7 @@ class Kernel:
     precision: str
     step: StepKernel
     recurrence: RecurrenceKernel
+    encoder: EncoderKernel
 
     @property
     def name(self) -> str:
@@ -86,4 +109,5 @@ class Kernel:
         return self.step.name
 
     def describe(self) -> str:
-        return f"{self.precision}: search step {self.step.name}, training recurrence {self.recurrence.name}"
+        return (f"{self.precision}: search step {self.step.name}, encoder {self.encoder.name}, "
+                f"training recurrence {self.recurrence.name}")

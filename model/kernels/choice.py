@@ -13,8 +13,9 @@ import torch
 from model.config import ModelConfig
 from model.cpu_features import cpu_features
 from model.errors import PrecisionError
-from model.kernels.base import PRECISIONS, Kernel, RecurrenceKernel, StepKernel
+from model.kernels.base import PRECISIONS, EncoderKernel, Kernel, RecurrenceKernel, StepKernel
 from model.kernels.bf16 import BF16_STEP
+from model.kernels.encoder import INT8_ENCODER, REFERENCE_ENCODER
 from model.kernels.feature_major import FEATURE_MAJOR_STEP
 from model.kernels.fused_recurrence import FUSED_RECURRENCE
 from model.kernels.int8 import INT8_STEP
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 STEP_KERNELS: tuple[StepKernel, ...] = (INT8_STEP, BF16_STEP, FEATURE_MAJOR_STEP, VOCAB_MAJOR_STEP, REFERENCE_STEP)
 RECURRENCE_KERNELS: tuple[RecurrenceKernel, ...] = (FUSED_RECURRENCE, REFERENCE_RECURRENCE)
+# The encoder in the step's precision where a kernel covers it (int8 GRU/LSTM), else the fp32 reference.
+ENCODER_KERNELS: tuple[EncoderKernel, ...] = (INT8_ENCODER, REFERENCE_ENCODER)
 
 # `auto` leaves a decoder in fp32 when its per-step products are smaller than this (multiply-adds per row):
 # quantizing every product's input costs a pass over it, and for a tiny model that pass, not the product,
@@ -84,7 +87,9 @@ def choose_kernel(config: ModelConfig, device: torch.device | str, precision: st
         raise PrecisionError(f"no {precision} kernel for a {config.cell} decoder with {config.decoder_layers} "
                              f"layer(s) and attention {config.attention} on {device.type} (they cover: {claims})")
     recurrence = next(k for k in RECURRENCE_KERNELS if k.support.covers(config, device.type, "fp32", autocast))
-    kernel = Kernel(precision, steps[0], recurrence)
+    encoder = next((k for k in ENCODER_KERNELS if k.support.covers(config, device.type, precision, autocast)),
+                   REFERENCE_ENCODER)
+    kernel = Kernel(precision, steps[0], recurrence, encoder)
     log.debug("kernel for %s on %s: %s", config.cell, device.type, kernel.describe())
     return kernel
 
@@ -93,4 +98,5 @@ def kernel_table() -> list[dict[str, str]]:
     """Every kernel and what it claims, for reports."""
     return ([{"part": "search step", "name": k.name, "supports": k.support.describe()} for k in STEP_KERNELS]
             + [{"part": "training recurrence", "name": k.name, "supports": k.support.describe()}
-               for k in RECURRENCE_KERNELS])
+               for k in RECURRENCE_KERNELS]
+            + [{"part": "encoder", "name": k.name, "supports": k.support.describe()} for k in ENCODER_KERNELS])

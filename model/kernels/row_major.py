@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput
@@ -90,6 +91,49 @@ def row_major_step(packed: PackedDecoder, prev_embedded: torch.Tensor, state: De
     return logits.t(), DecoderState(torch.stack(new_hidden), None), weights
 
 
+def _to_fp32(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+    return output.float()
+
+
+def half_lookup_table(embedding: nn.Embedding) -> int:
+    """Keep an embedding's table in fp16 when every weight is an fp16 value (a model exported in fp16, as the
+    released ones are), its lookups converted back to fp32: the same values at half the memory. Returns the
+    bytes freed, 0 (nothing changed) when fp16 would round a weight."""
+    weight = embedding.weight.detach()
+    half = weight.half()
+    if weight.dtype != torch.float32 or not torch.equal(half.float(), weight):
+        return 0
+    embedding.weight = nn.Parameter(half, requires_grad=False)
+    embedding.register_forward_hook(_to_fp32)
+    return weight.numel() * (weight.element_size() - half.element_size())
+
+
+def release_packed_weights(decoder: ConditionalDecoder) -> int:
+    """Replace the decoder's own copies of the weights `pack_decoder` packs by their shapes alone (meta tensors),
+    and return the bytes freed: the packed step never reads them again. A vocabulary projection tied to the
+    embedding, which the step and the encoder still look up, becomes an fp16 lookup table where that loses
+    nothing (`half_lookup_table`), else stays. The decoder then runs only through the packed step: the
+    reference step, training and another kernel's `bind` need a model loaded anew.
+    """
+    freed = 0
+    if decoder.output_projection.weight is decoder.embedding.weight:
+        freed += half_lookup_table(decoder.embedding)
+        decoder.output_projection.weight = decoder.embedding.weight  # still tied: one table, counted once
+    layers: list[tuple[nn.Module, tuple[str, ...]]] = [
+        *((cell, ("weight_ih", "weight_hh", "bias_ih", "bias_hh")) for cell in decoder.cells),
+        (decoder.readout, ("weight", "bias")), (decoder.output_projection, ("weight",))]
+    if decoder.attention is not None:
+        layers.append((decoder.attention.query_layer, ("weight", "bias")))
+    for module, names in layers:
+        for name in names:
+            weight = getattr(module, name)
+            if weight is None or weight.is_meta or weight is decoder.embedding.weight:
+                continue
+            freed += weight.numel() * weight.element_size()
+            setattr(module, name, nn.Parameter(weight.detach().to("meta"), requires_grad=weight.requires_grad))
+    return freed
+
+
 def row_major_kernel(name: str, precision: str, make_linear: MakeLinear) -> StepKernel:
     """A GRU search step whose products are `make_linear`'s (int8, bf16), packed once when the kernel is bound."""
 
@@ -98,4 +142,4 @@ def row_major_kernel(name: str, precision: str, make_linear: MakeLinear) -> Step
         return lambda prev_embedded, state, encoded: row_major_step(packed, prev_embedded, state, encoded)
 
     return StepKernel(name, Support(cells=("gru",), devices=("cpu",), precision=precision, dtypes=(torch.float32,)),
-                      bind)
+                      bind, release_packed_weights)

@@ -4,10 +4,11 @@ Retry-After from the drain time, early 503 (overloaded) rather than late 504, an
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from app.admission import RETRY_AFTER_MAX_S, ThroughputMeter, retry_after, tokens_ahead
+from app.admission import RETRY_AFTER_MAX_S, Backlog, ThroughputMeter, retry_after
 from app.batcher import DeadlineExceededError, MicroBatcher, QueueFullError
 from tests.app.test_batcher import Recorder
 
@@ -33,15 +34,42 @@ def test_throughput_follows_the_recent_rate() -> None:
 
 
 def test_retry_after_is_bounded_whole_seconds() -> None:
-    assert [retry_after(s) for s in (None, 0.0, 0.2, 2.1, 59.5, 1e6)] == [1, 1, 1, 3, 60, RETRY_AFTER_MAX_S]
+    # the nearest second: rounding up told 2 s for a drain of 1.1 s and 4 s for one of 3.1 s
+    assert [retry_after(s) for s in (None, 0.0, 0.2, 1.1, 1.5, 2.1, 3.1, 59.5, 1e6)] == \
+        [1, 1, 1, 1, 2, 2, 3, 60, RETRY_AFTER_MAX_S]
 
 
-def test_tokens_ahead_under_fair_queuing() -> None:
+def test_retry_after_stays_within_a_factor_of_the_drain() -> None:
+    for tenths in range(10, 600):  # every drain from 1 s to a minute, told in whole seconds
+        drain_s = tenths / 10
+        assert 1 / 1.5 <= retry_after(drain_s) / drain_s <= 1.5
+
+
+def test_backlog_under_fair_queuing() -> None:
     queue = [("flood", 5)] * 10 + [("other", 3)] * 2
-    assert tokens_ahead(queue, "new", 1) == 5 + 3  # one sentence of each waiting client, then its own
-    assert tokens_ahead(queue, "new", 2) == 10 + 6
-    assert tokens_ahead(queue, "flood", 11) == 50 + 6  # all of its own, and every other client's
-    assert tokens_ahead([], "new", 3) == 0
+    backlog = Backlog(queue)
+    assert (backlog.sentences, backlog.tokens, backlog.count("flood"), backlog.count("new")) == (12, 56, 10, 0)
+    assert backlog.tokens_ahead("new", 1) == 5 + 3  # one sentence of each waiting client, then its own
+    assert backlog.tokens_ahead("new", 2) == 10 + 6
+    assert backlog.tokens_ahead("flood", 11) == 50 + 6  # all of its own, and every other client's
+    assert backlog.tokens_ahead("other", 3) == 15 + 6  # its own two, and three of the flood's
+    assert Backlog().tokens_ahead("new", 3) == 0
+    backlog.add("new", 7)
+    assert (backlog.sentences, backlog.tokens, backlog.tokens_ahead("new", 1)) == (13, 63, 5 + 3 + 7)
+
+
+def test_backlog_agrees_with_the_queue_read_one_sentence_at_a_time() -> None:
+    queue = [(c, t) for c, t in zip("abacabcaab" * 3, range(1, 31))]
+    backlog = Backlog(queue)
+    for client in "abcd":
+        for n in range(0, 12):
+            taken: dict[str, int] = {}
+            expected = 0
+            for owner, tokens in queue:  # the definition: all of its own, and n of each other client's
+                if owner == client or taken.get(owner, 0) < n:
+                    taken[owner] = taken.get(owner, 0) + (owner != client)
+                    expected += tokens
+            assert backlog.tokens_ahead(client, n) == expected
 
 
 def make(decode: Recorder, **kwargs) -> MicroBatcher[str, str]:
@@ -62,13 +90,18 @@ def test_admission_rejects_early_and_retry_after_is_the_drain_time() -> None:
         queued = asyncio.ensure_future(batcher.submit([f"a{i}" for i in range(5)], "o", 60.0, client="a"))
         await asyncio.sleep(0.05)
         assert batcher.queue_depth == 5  # 50 tokens wait; 60 with the busy batch: 6 s to drain
+        batcher._busy_taken = time.monotonic() + 1e-3  # the busy batch: its whole estimated second still to go
         with pytest.raises(QueueFullError) as own:  # client a: its 6th sentence waits for all 60 tokens + its own
             await batcher.submit(["a5"], "o", 5.0, client="a")
         assert (own.value.code, own.value.retry_after_s) == ("overloaded", 6)
+        assert batcher.refusal("a", 5.0) is not None and batcher.refusal("b", 5.0) is None
         # client b goes before most of a's queue (fair queuing): busy + a's first + its own = 3 s < 5 s
         admitted = asyncio.ensure_future(batcher.submit(["b0"], "o", 5.0, client="b"))
         await asyncio.sleep(0.05)
         assert batcher.queue_depth == 6
+        batcher._busy_taken = time.monotonic() + 1e-3
+        early = batcher.refusal("c", 60.0)  # what the service can tell before it parses c's request
+        assert early is not None and (early.code, early.retry_after_s) == ("queue_full", 7)
         with pytest.raises(QueueFullError) as full:  # the queue holds max_queue sentences: 70 tokens to drain
             await batcher.submit(["c0"], "o", 60.0, client="c")
         assert (full.value.code, full.value.retry_after_s) == ("queue_full", 7)
@@ -122,3 +155,30 @@ def test_expired_work_is_not_decoded() -> None:
     finally:
         batcher.close()
     assert [sentences for sentences, _ in decode.calls] == [["busy"], ["after"]]
+
+
+def test_retry_after_tracks_a_measured_drain() -> None:
+    """A controlled queue: each decode call takes 0.1 s for 4 sentences of 10 tokens. Retry-After, told while 80
+    sentences wait, against the time they then take (about 2 s): within 2x, a generous bound."""
+    decode = Recorder(delay_s=0.1)
+    batcher = make(decode, max_batch_sentences=4, max_wait_s=0.5, regroup_s=0.0)
+
+    async def main() -> tuple[int, float]:
+        for _ in range(3):  # measure the rate: full batches back to back
+            await asyncio.gather(*(batcher.submit([f"w{i}"], "o", 60.0) for i in range(8)))
+        decode.release.clear()
+        waiting = [asyncio.ensure_future(batcher.submit([f"s{i}"], "o", 60.0)) for i in range(80)]
+        await asyncio.sleep(0.05)
+        refusal = batcher.refusal("other", timeout_s=0.0)  # any wait is too long: the 503 says the drain time
+        assert refusal is not None and refusal.code == "overloaded"
+        start = time.monotonic()
+        decode.release.set()
+        await asyncio.gather(*waiting)
+        return refusal.retry_after_s, time.monotonic() - start
+
+    decode.release.set()
+    try:
+        told, drained = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert 0.5 <= told / drained <= 2.0, (told, drained)

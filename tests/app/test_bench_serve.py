@@ -7,9 +7,13 @@ tested once, tiny, on its own server: it needs two API keys.)
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 
-from app.bench_serve import bench_fairness, drive, format_fairness, format_table, percentile
+import pytest
+
+from app.bench_serve import bench_fairness, drive, format_fairness, format_table, percentile, rss_mb
 from app.cli import build_parser
 
 
@@ -29,6 +33,17 @@ def test_load_generator_against_the_server(server_url: str) -> None:
               "results": [vars(result), {**vars(result), "mode": "no batching"}], "speedup": 1.0}
     table = format_table(report)
     assert "batching" in table and "no batching" in table and "speedup from micro-batching: 1.0x" in table
+    assert "RSS MB ready/end/peak" in table and "-/-/-" in table  # not measured here: the server is not a child
+    measured = format_table({**report, "results": [{**vars(result), "rss_ready_mb": 300.0, "rss_end_mb": 380.4,
+                                                    "rss_peak_mb": 391.6}]})
+    assert "300/380/392" in measured
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_rss_is_read_from_proc() -> None:
+    now, peak = rss_mb(os.getpid()), rss_mb(os.getpid(), "VmHWM")
+    assert now is not None and peak is not None and 0 < now <= peak
+    assert rss_mb(2**22 + 1) is None  # no such process
 
 
 def test_fairness_run(served_models_dir: Path) -> None:

@@ -21,9 +21,12 @@ def test_summary_of_outcomes() -> None:
     assert (report["accepted"], report["rejected_at_admission"], report["late_504"]) == (4, 2, 1)
     assert report["rejected_codes"] == {"overloaded": 1, "queue_full": 1}
     assert report["accepted_within_deadline"] == 0.25  # 0.5 s in time; 3.0 s and 3.4 s late (200 after deadline)
-    # the last 503 was answered at 1.51 s, the last accepted request at 5.0 s: the queue drained in 3.49 s
-    assert report["drain"] == {"last_retry_after_s": 2.0, "real_drain_s": 3.49, "ratio": 0.57,
+    # the last 503 was answered at 1.51 s; the requests accepted before it had all been answered at 3.1 s (the
+    # one sent after it, answered at 5.0 s, was behind it): a client obeying Retry-After waited for 1.59 s
+    assert report["drain"] == {"last_retry_after_s": 2.0, "real_drain_s": 1.59, "ratio": 1.26,
                                "queue_empty_after_load_s": 3.0}
+    # every 503: 4 s against 3.1 - 1.01 = 2.09 s (1.91), 2 s against 1.59 s (1.26)
+    assert report["retry_after_vs_drain"] == {"count": 2, "p10": 1.26, "p50": 1.26, "p90": 1.91, "within_2x": 1.0}
     assert not summarize([Outcome(0.0, 1.0, "connection_error")], 1.0, 2.0)["only_expected_statuses"]
 
 
@@ -46,10 +49,11 @@ def test_soak_run(served_models_dir: Path, tmp_path: Path, capsys: pytest.Captur
     report = json.loads(out.read_text())
     assert {"capacity_requests_per_s", "offered_requests_per_s", "status_counts", "only_expected_statuses",
             "accepted", "accepted_within_deadline", "rejected_at_admission", "rejected_codes", "late_504", "drain",
-            "latency_200", "latency_503", "rss_mb", "health"} <= set(report)
+            "retry_after_vs_drain", "latency_200", "latency_503", "rss_mb", "health"} <= set(report)
     assert report["requests"] > 0 and set(report["status_counts"]) <= EXPECTED_STATUSES
     assert report["only_expected_statuses"] and report["status_counts"].get("200", 0) > 0
     assert report["capacity_requests_per_s"] > 0 and report["rss_mb"]["warm"] and report["rss_mb"]["end"]
     assert report["health"]["count"] > 0 and report["health"]["failures"] == 0
     table = capsys.readouterr().out
     assert "only 200/503/429/504" in table and "/health p50 / p99 / max ms" in table
+    assert "Retry-After / drain, during load" in table

@@ -60,3 +60,33 @@ def test_search_never_repeats_an_ngram_more_than_allowed() -> None:
         guarded = search(model, src, lengths, SearchConfig(beam_size=beam, max_repeats=2, max_len_a=10))
         assert max(longest_run(h[0].tokens) for h in loose) > 2  # the guard has something to do
         assert all(longest_run(h[0].tokens) <= 2 for h in guarded)
+
+
+def guard_reference(history: list[int], repeats: int, ngram: int) -> set[int]:
+    """The rule read plainly: for each n, are the last repeats*n tokens `repeats` copies of one n-gram?"""
+    banned = set()
+    for n in range(1, ngram + 1):
+        window = repeats * n
+        if len(history) >= window:
+            tail = history[-window:]
+            if all(tail[i] == tail[i - n] for i in range(n, window)):
+                banned.add(tail[window - n])
+    return banned
+
+
+def test_the_guard_agrees_with_the_plain_rule_on_random_histories() -> None:
+    generator = torch.Generator().manual_seed(0)
+    for repeats, ngram in ((4, 4), (2, 3), (3, 1), (1, 2)):
+        histories = []
+        for _ in range(300):  # few symbols and planted repeats, so that every n and edge is hit
+            length = int(torch.randint(0, 20, (1,), generator=generator))
+            h = torch.randint(0, 3, (length,), generator=generator).tolist()
+            n = int(torch.randint(1, ngram + 1, (1,), generator=generator))
+            if length >= n and bool(torch.rand(1, generator=generator) < 0.5):
+                h = h + h[-n:] * int(torch.randint(1, repeats + 1, (1,), generator=generator))
+            histories.append(h[:24])
+        logits = torch.zeros(3, len(histories))
+        RepetitionGuard(repeats, ngram)(logits, view(histories, width=24))
+        for row, h in enumerate(histories):
+            masked = set((logits[:, row] == float("-inf")).nonzero().flatten().tolist())
+            assert masked == guard_reference(h, repeats, ngram), (repeats, ngram, h)

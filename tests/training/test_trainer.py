@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import torch
 from safetensors.torch import load_file
 
 from model.checkpoint import load_model_folder
@@ -60,3 +62,25 @@ def test_token_batches_respect_the_budget_and_cover_everything() -> None:
 
     assert batches == again(0)
     assert batches != again(1)
+
+
+def test_init_from_starts_a_new_run_from_a_model_folder_with_its_tokenizer(tmp_path: Path,
+                                                                           tiny_model_dir: Path) -> None:
+    from model.errors import ConfigError
+    from tests.conftest import synthetic_corpus
+
+    src, tgt = synthetic_corpus(tmp_path / "other", 500, seed=7)  # other data: SentencePiece would differ
+    base = tiny_overrides(tmp_path / "data", tmp_path / "prepared", steps=2)
+    overrides = [*base, f"data.train_src={src}", f"data.train_tgt={tgt}", f"train.init_from={tiny_model_dir}",
+                 "train.lr=1e-12"]  # two steps that barely move: the run starts where the folder ended
+    config = load_config(None, overrides)
+    assert config.data.spm_from == str(tiny_model_dir)  # init_from brings its tokenizer
+    train(config, tmp_path / "tuned", device="cpu")
+    assert (tmp_path / "prepared" / "spm.model").read_bytes() == (tiny_model_dir / "spm.model").read_bytes()
+    start = load_model_folder(tiny_model_dir).model.state_dict()
+    tuned = load_model_folder(tmp_path / "tuned").model.state_dict()
+    assert all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in start)
+
+    wider = load_config(None, [*overrides, "data.prepared_dir=" + str(tmp_path / "p2"), "model.decoder_hidden=64"])
+    with pytest.raises(ConfigError, match="architecture differs"):
+        train(wider, tmp_path / "wider", device="cpu")
