@@ -228,6 +228,14 @@ def cmd_tune(args: argparse.Namespace) -> None:
         print(f"written to {Path(args.model) / 'config.json'} (decoding)")
 
 
+def cmd_average(args: argparse.Namespace) -> None:
+    from training.average import average_folders
+
+    out = average_folders([Path(folder) for folder in args.models], Path(args.out), args.checkpoints)
+    print(f"averaged {'the kept checkpoints of ' if args.checkpoints else ''}{len(args.models)} "
+          f"{'runs' if args.checkpoints else 'models'} into {out}")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from model.errors import InputError
     from training.bench import format_report, run_bench
@@ -583,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-tokens", type=_positive_int, default=4000)
     p.add_argument("--dry-run", action="store_true", help="print the grid, leave config.json as it is")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("average", help="average the weights of model folders (same architecture and tokenizer)")
+    p.add_argument("models", nargs="+", metavar="MODEL_DIR")
+    p.add_argument("--out", required=True)
+    p.add_argument("--checkpoints", action="store_true",
+                   help="average every best checkpoint the runs kept (checkpoints/best-step*), not their final weights")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("bench", help="decode/training throughput, latency, memory, fraction of the matmul limit")
     _add_decode_options(p, precision=False)

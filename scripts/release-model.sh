@@ -5,7 +5,7 @@
 # Usage: scripts/release-model.sh en-de            (configs/multi30k-en-de.yaml)
 #        scripts/release-model.sh everyday-de-en   (configs/everyday-de-en.yaml; adds the Ding dev/test splits)
 # A recipe NAME trains in two stages when configs/NAME-continue.yaml exists: that config starts from runs/NAME
-# (train.init_from) and trains runs/NAME-continue, which is the model released.
+# (train.init_from) and trains runs/NAME-continue; the model released averages the best checkpoints both kept (runs/NAME-averaged).
 set -euo pipefail
 NAME=${1:?recipe, e.g. en-de or everyday-de-en}
 [[ $NAME =~ ^[a-z]{2}-[a-z]{2}$ ]] && NAME=multi30k-$NAME
@@ -19,10 +19,14 @@ STAGE_ARGS=()
 for i in "${!CONFIGS[@]}"; do
   if [ -f "${RUNS[$i]}/checkpoints/last.safetensors" ]; then RESUME=--resume; else RESUME=; fi
   $RNNMT train --config "${CONFIGS[$i]}" --out "${RUNS[$i]}" $RESUME $EXTRA
-  STAGE_ARGS+=(--config "${CONFIGS[$i]}")
-  if [ "$i" -lt $((${#CONFIGS[@]} - 1)) ]; then STAGE_ARGS+=(--earlier-run "${RUNS[$i]}"); fi
+  STAGE_ARGS+=(--config "${CONFIGS[$i]}" --earlier-run "${RUNS[$i]}")
 done
-RUN=${RUNS[-1]}
+if [ ${#RUNS[@]} -gt 1 ]; then
+  RUN=runs/$NAME-averaged
+  $RNNMT average --checkpoints --out "$RUN" "${RUNS[@]}"  # every best checkpoint both stages kept
+else
+  RUN=${RUNS[0]}
+fi
 DEV=(--testset multi30k:val)
 [[ $NAME == everyday-* ]] && DEV+=(--testset ding:dev)
 $RNNMT tune --model "$RUN" "${DEV[@]}"

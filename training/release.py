@@ -137,10 +137,12 @@ def main() -> None:
                         help="another evaluation set for the card, e.g. ding:test=runs/x/eval-ding-test.json")
     parser.add_argument("--title", help="the card's title (default: rnnmt Multi30k SRC → TGT)")
     args = parser.parse_args()
-    if len(args.config) != len(args.earlier_run) + 1:
-        parser.error("give one --config per stage: each --earlier-run's, then --run's")
-    runs = [*args.earlier_run, args.run]
+    # The stages are the runs that trained (metrics.json); --run may instead be their average (rnnmt average).
+    runs = [run for run in dict.fromkeys([*args.earlier_run, args.run]) if (run / "metrics.json").is_file()]
+    if len(args.config) != len(runs):
+        parser.error("give one --config per training stage, first stage first")
     stages = [json.loads((run / "metrics.json").read_text()) for run in runs]
+    averaged = read_config(args.run).get("averaged_from")
     val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
     src, tgt = read_config(args.run)["source_lang"], read_config(args.run)["target_lang"]
     names = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
@@ -162,13 +164,16 @@ def main() -> None:
             "extra": {name: {**result, "decode": decode(result)} for name, result in extra.items()},
             "command": "; ".join(f"rnnmt train --config {config} --out {run}"
                                  for config, run in zip(args.config, runs, strict=True))
+                       + (f"; rnnmt average --out {args.run} {' '.join(averaged)}" if averaged else "")
                        + "  (all steps: make release-models)",
             "recipe": "\n".join(config.read_text() for config in args.config),
             "train": "; ".join(
                 (f"stage {i + 1}: " if len(stages) > 1 else "")
                 + f"{m['steps']} steps ({m['epochs']} full epochs), {m['train_seconds'] / 60:.0f} min of training "
                   f"compute on 2 shared CPU cores, {m['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: "
-                  f"{m['weights']}" for i, m in enumerate(stages)) + ".",
+                  f"{m['weights']}" for i, m in enumerate(stages))
+                     + (f"; released weights: the average of {' and '.join(averaged)} (`rnnmt average`)"
+                        if averaged else "") + ".",
             "tuning": read_config(args.run).get("tuning"),
             "val": {**val, "decode": decode(val)},
             "test": {**test, "decode": decode(test)},
