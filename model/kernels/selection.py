@@ -61,14 +61,17 @@ def argmax_over_vocab(logits: torch.Tensor, chunk_max: torch.Tensor) -> torch.Te
     vocab, rows = logits.shape
     size = chunk_size(vocab)
     num_chunks = vocab // size
-    best_chunk = chunk_max.argmax(0)  # (rows,) the first chunk holding the column's maximum
-    tokens = _chunk_tokens(best_chunk, num_chunks, size)  # (rows, size), ascending
-    columns = torch.arange(rows, device=logits.device).unsqueeze(1)
-    best = tokens.gather(1, logits[tokens, columns].argmax(1, keepdim=True)).squeeze(1)  # first maximum in it
+    peak, best_chunk = chunk_max.max(0)  # (rows,) each column's maximum and the first chunk holding it
+    if logits.stride(0) == 1 and rows > 1:  # row-major memory, as in chunk_maxima: (rows, size, n)
+        chunks = logits.t().view(rows, size, num_chunks)
+        within = chunks.gather(2, best_chunk.view(rows, 1, 1).expand(rows, size, 1)).view(rows, size)
+    else:  # (size, n, rows)
+        chunks = logits.reshape(size, num_chunks, rows)
+        within = chunks.gather(1, best_chunk.view(1, 1, rows).expand(size, 1, rows)).view(size, rows).t()
+    best = best_chunk + num_chunks * within.argmax(1)  # the first maximum in that chunk: j ascending
     # Chunks interleave, so when two chunks share the maximum the first token may lie in the later chunk.
-    peak = chunk_max.gather(0, best_chunk.unsqueeze(0))  # (1, rows)
-    tied = ((chunk_max == peak).sum(0) > 1).nonzero().squeeze(1)
-    if tied.numel():
+    tied = (chunk_max == peak).sum(0) > 1  # (rows,)
+    if bool(tied.any()):
         best[tied] = logits[:, tied].argmax(0)
     return best
 
