@@ -16,6 +16,7 @@ Requests already inside the app are not touched: the batcher keeps decoding unti
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -75,10 +76,19 @@ class Drain:
         return restore
 
 
-def _shutting_down_body(path: str) -> bytes:
+def _shutting_down_body(path: str, cut_off: bool = False) -> bytes:
     message = ("the service is shutting down" if path != "/ready"
                else "the service is shutting down: send requests to another replica")
+    if cut_off:
+        message = "the service shut down before this request was finished (grace period over): send it again"
     return json.dumps({"error": {"code": "shutting_down", "message": message}}).encode()
+
+
+async def _send_shutting_down(send: Send, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class DrainMiddleware:
@@ -94,17 +104,25 @@ class DrainMiddleware:
             await self.app(scope, receive, send)
             return
         if self.drain.draining and scope["path"] not in STILL_SERVED:
-            body = _shutting_down_body(scope["path"])
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"), (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": body})
+            await _send_shutting_down(send, _shutting_down_body(scope["path"]))
             return
+        started = False
 
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.drain.draining:
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if self.drain.draining:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
-        await self.app(scope, receive, send_closing)
+        try:
+            await self.app(scope, receive, send_closing)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the grace period ends, and would answer a bare 500: say what
+            # happened in the API's terms instead (the batcher drops the request's sentences on the cancel).
+            if not self.drain.draining or started:
+                raise
+            log.warning("%s cut off by the end of the shutdown grace period: answered 503", scope["path"])
+            await _send_shutting_down(send, _shutting_down_body(scope["path"], cut_off=True))

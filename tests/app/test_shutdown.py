@@ -140,3 +140,26 @@ def test_sigterm_drains_the_real_server(served_models_dir: Path, tmp_path: Path)
         assert server.process.wait(60) == 0  # exit 0 after the drain
     log = (tmp_path / "serve.log").read_text()
     assert "SIGTERM: draining" in log and "Traceback" not in log
+
+
+def test_a_request_cut_off_by_the_grace_period_gets_503_not_500(served_models_dir: Path, tmp_path: Path) -> None:
+    """When the grace period ends with a request still decoding, uvicorn cancels it: the answer is the API's 503
+    `shutting_down` (retry elsewhere), not a bare 500, and the process still exits 0."""
+    env = {**SERVER_ENV, "RNNMT_CACHE_SIZE": "0", "RNNMT_MAX_BATCH_SENTENCES": "1", "RNNMT_MAX_WAIT_MS": "0",
+           "RNNMT_REQUEST_TIMEOUT_S": "300", "RNNMT_SHUTDOWN_GRACE_S": "0.2"}
+    with server_process(served_models_dir, env, log_file=tmp_path / "serve.log") as server:
+        wait_ready(server.url)
+        result: dict = {}
+        slow = threading.Thread(target=lambda: result.update(response=httpx.post(
+            f"{server.url}/translate", json=long_request(), timeout=300)))
+        slow.start()
+        while queue_depth(server.url) == 0 and slow.is_alive():
+            pass  # until the long request's sentences wait in the queue
+        assert slow.is_alive(), "the long request finished before SIGTERM: make it longer"
+        server.process.send_signal(signal.SIGTERM)
+        slow.join(60)
+        response = result["response"]
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "shutting_down" and response.headers["retry-after"] == "1"
+        assert server.process.wait(60) == 0
+    assert "cut off by the end of the shutdown grace period" in (tmp_path / "serve.log").read_text()
