@@ -95,6 +95,18 @@ def queue_depth(url: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rnnmt_queue_depth{"))
 
 
+def long_request_in_queue(url: str) -> tuple[threading.Thread, dict]:
+    """POST the long request from a thread; return once its sentences wait in the server's queue."""
+    result: dict = {}
+    slow = threading.Thread(target=lambda: result.update(response=httpx.post(
+        f"{url}/translate", json=long_request(), timeout=300)))
+    slow.start()
+    while queue_depth(url) == 0 and slow.is_alive():
+        pass
+    assert slow.is_alive(), "the long request finished before SIGTERM: make it longer"
+    return slow, result
+
+
 def test_sigterm_drains_the_real_server(served_models_dir: Path, tmp_path: Path) -> None:
     env = {**SERVER_ENV, "RNNMT_CACHE_SIZE": "0", "RNNMT_MAX_BATCH_SENTENCES": "1", "RNNMT_MAX_WAIT_MS": "0",
            "RNNMT_REQUEST_TIMEOUT_S": "300", "RNNMT_SHUTDOWN_GRACE_S": "300"}
@@ -105,13 +117,7 @@ def test_sigterm_drains_the_real_server(served_models_dir: Path, tmp_path: Path)
         kept.request("GET", "/health")
         assert kept.getresponse().read() and kept.sock is not None
 
-        result: dict = {}
-        slow = threading.Thread(target=lambda: result.update(response=httpx.post(
-            f"{server.url}/translate", json=long_request(), timeout=300)))
-        slow.start()
-        while queue_depth(server.url) == 0 and slow.is_alive():
-            pass  # until the long request's sentences wait in the queue
-        assert slow.is_alive(), "the long request finished before SIGTERM: make it longer"
+        slow, result = long_request_in_queue(server.url)
         server.process.send_signal(signal.SIGTERM)
 
         # A new request on the kept-alive connection: 503 shutting_down if it reaches the app before uvicorn
@@ -149,13 +155,7 @@ def test_a_request_cut_off_by_the_grace_period_gets_503_not_500(served_models_di
            "RNNMT_REQUEST_TIMEOUT_S": "300", "RNNMT_SHUTDOWN_GRACE_S": "0.2"}
     with server_process(served_models_dir, env, log_file=tmp_path / "serve.log") as server:
         wait_ready(server.url)
-        result: dict = {}
-        slow = threading.Thread(target=lambda: result.update(response=httpx.post(
-            f"{server.url}/translate", json=long_request(), timeout=300)))
-        slow.start()
-        while queue_depth(server.url) == 0 and slow.is_alive():
-            pass  # until the long request's sentences wait in the queue
-        assert slow.is_alive(), "the long request finished before SIGTERM: make it longer"
+        slow, result = long_request_in_queue(server.url)
         server.process.send_signal(signal.SIGTERM)
         slow.join(60)
         response = result["response"]
