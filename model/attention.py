@@ -49,15 +49,22 @@ class BahdanauAttention(nn.Module):
         return self.attend(self.query_layer(query), keys, values, mask)
 
     def attend(
-        self, projected_query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+        self, projected_query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+        group: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`forward` after the query projection: projected_query (batch, attention_size) = W s_{t-1} + b."""
-        # (batch, src_len, attention_size) = sigmoid(2 W s + 2 U h), in place
-        energies = torch.add(keys, projected_query.unsqueeze(1), alpha=2.0).sigmoid_()
-        # (batch, src_len) v^T tanh(z) + sum(v); a matrix-vector product (0.06 ms) rather than a
+        """`forward` after the query projection: projected_query (rows, attention_size) = W s_{t-1} + b.
+
+        group: how many consecutive rows share one source (a sentence's beams, model/shared_sources.py); keys,
+        values and mask then have one row per group, (rows / group, src_len, ...), and are not repeated.
+        """
+        batch = keys.size(0)  # sources
+        query = projected_query.view(batch, group, 1, -1)  # (batch, group, 1, attention_size)
+        # (batch, group, src_len, attention_size) = sigmoid(2 W s + 2 U h), in place
+        energies = torch.add(keys.unsqueeze(1), query, alpha=2.0).sigmoid_()
+        # (batch, group, src_len) v^T tanh(z) + sum(v); a matrix-vector product (0.06 ms) rather than a
         # one-column Linear (0.09 ms) at 64 x 16 x 512
         scores = torch.matmul(energies, self.energy_layer.weight[0]).mul_(2.0)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)  # (batch, src_len)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (batch, enc_out)
-        return context, weights
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # (batch, group, src_len)
+        context = torch.bmm(weights, values)  # (batch, group, enc_out): the group's rows read one source
+        return context.view(batch * group, -1), weights.view(batch * group, -1)

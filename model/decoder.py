@@ -121,7 +121,7 @@ class ConditionalDecoder(nn.Module):
 
     def attend(self, projected_query: torch.Tensor, encoded: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
         """Context (batch, enc_out) and weights (batch, src_len) for W s_{t-1} + b: (batch, attention_size)."""
-        return encoded.attend(self.attention, projected_query)  # search may plan it (SplitSources)
+        return encoded.attend(self.attention, projected_query)  # search may plan it (SplitSources, SharedSources)
 
     def readout_state(self, top: torch.Tensor, context: torch.Tensor, prev_embedded: torch.Tensor) -> torch.Tensor:
         """o_t for any leading shape: (..., hidden), (..., enc_out), (..., emb) -> (..., readout)."""

@@ -21,6 +21,7 @@ from model.kernels.selection import argmax_over_vocab, chunk_maxima, log_normali
 from model.logits import LogitProcessor, StepView, processors
 from model.logits import apply as apply_processors
 from model.seq2seq import Seq2Seq
+from model.shared_sources import SharedSources
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     batch, src_len = src.shape
     limit = max_lengths(src_lengths, config).to(device)  # (batch,) EOS included
     width = int(limit.max())
-    encoded = model.encode(src, src_lengths).index_select(torch.arange(batch, device=device).repeat_interleave(k))
-    state = model.init_state(encoded)
+    encoded = SharedSources.of(model.encode(src, src_lengths), k)  # each source once, for its k rows
+    state = model.init_state(encoded)  # (layers, batch * k, hidden)
     with_attention = config.return_attention and model.decoder.attention is not None
 
     active = torch.arange(batch, device=device)  # original sentence of each alive row group
@@ -266,8 +267,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
         flat = (keep_rows.unsqueeze(1) * k + source_beam[keep_rows]).view(-1)  # (alive_rows * k,)
         state, prev = state.index_select(flat), prev.view(rows, k)[keep_rows].view(-1)
         if keep_rows.size(0) < rows:
-            encoded = encoded.index_select(
-                (keep_rows.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1))
+            encoded = encoded.select_sentences(keep_rows)
             active, alive_scores, alive_tokens = active[keep_rows], alive_scores[keep_rows], alive_tokens[keep_rows]
             fin_scores, fin_raw, fin_tokens = fin_scores[keep_rows], fin_raw[keep_rows], fin_tokens[keep_rows]
             if with_attention:

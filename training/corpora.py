@@ -4,7 +4,8 @@ A corpus spec is `NAME_OR_PATH[:WEIGHT]`. The weight repeats the corpus (2 = twi
 fractional part (0.5 = a fixed half, the same on every run); training/prepare.py applies it.
 Names: `multi30k` (train / val of the configured pair), `ding` (every Ding train pair) and its parts
 `ding-sentences`, `ding-phrases` (4+ words), `ding-short` (2-3 words), `ding-words` (1 word); for
-validation, `ding` is the Ding dev split. Files: see `training/formats.py`.
+validation, `ding` is the Ding dev split; `gettext` (the software-message catalogs installed on this system,
+training/catalogs.py; train only). Files: see `training/formats.py`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ DING_PARTS = {
     "ding-short": lambda de, sentence: not sentence and 2 <= len(de.split()) <= 3,
     "ding-words": lambda de, sentence: len(de.split()) == 1,
 }
-NAMES = ("multi30k", *DING_PARTS)
+NAMES = ("multi30k", *DING_PARTS, "gettext")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ def iter_corpus(source: str, langs: tuple[str, str], split: str, data_dir: str |
         keep = DING_PARTS[source]
         yield from _oriented(((de, en) for de, en, sentence in ding.train_pairs(ding_path()) if keep(de, sentence)),
                              langs)
+    elif source == "gettext":
+        if split == "valid":
+            raise DataError("gettext catalogs have no dev split: validate on multi30k, ding or a file")
+        from training import catalogs
+
+        yield from catalogs.pairs(langs)
     else:
         from training.formats import read_pairs  # files: TSV, TMX, Moses, plain pairs, compressed
 

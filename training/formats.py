@@ -10,6 +10,7 @@ A file spec (the part of a corpus spec before its `:WEIGHT`, see training/corpor
     a.de,a.en           two aligned plain files, source first (also `@de-en` to name their languages)
     de-en.txt.zip       a Moses zip as OPUS ships it: the members ending in `.de` and `.en`, read from the zip
     opus:tatoeba        a corpus downloaded earlier with `rnnmt prepare --download tatoeba` (training/download.py)
+    grep.mo, app.po     one gettext catalog: English msgids and their translations (training/catalogs.py)
 
 Every file may be gzip, xz, bzip2 or zstd compressed, told by its first bytes, not its name. Everything streams:
 memory stays bounded whatever the size of the file. Every problem is a DataError of one line.
@@ -64,6 +65,11 @@ def read_pairs(spec: str, langs: tuple[str, str]) -> Iterator[tuple[str, str]]:
         elif kind == "zip":
             _no_columns(columns, spec)
             yield from _moses_zip(path, langs)
+        elif kind == "gettext":
+            from training.catalogs import file_pairs
+
+            _no_columns(columns, spec)
+            yield from file_pairs(path, langs)
         else:
             yield from _oriented(read_tsv(path), columns, langs)
     elif "," in spec:
@@ -98,8 +104,10 @@ def _oriented(pairs: Iterator[tuple[str, str]], columns: tuple[str, str] | None,
 
 
 def _kind(path: Path) -> str:
-    """'tmx', 'zip' or 'tsv', from the name without its compression suffix, else from the first bytes."""
+    """'tmx', 'zip', 'gettext' or 'tsv', from the name without its compression suffix, else from the first bytes."""
     name = path.name.lower()
+    if name.endswith((".mo", ".po")):
+        return "gettext"
     for suffix in COMPRESSED_SUFFIXES[1:]:
         name = name.removesuffix(suffix)
     if name.endswith(".tmx"):

@@ -245,8 +245,9 @@ def prepare(config: DataConfig, force: bool = False) -> Path:
         keep = np.zeros(len(found.hashes), dtype=bool)
         keep[first] = True
         duplicates = int(len(keep) - keep.sum())
-        log.info("train: read %d pairs; %d duplicates; training SentencePiece on %d sampled pairs",
-                 found.counts["read"], duplicates, len(found.sample))
+        log.info("train: read %d pairs; %d duplicates; %s", found.counts["read"], duplicates,
+                 f"SentencePiece from {config.spm_from}" if config.spm_from
+                 else f"training SentencePiece on {len(found.sample)} sampled pairs")
         if config.spm_from:
             copy_sentencepiece(Path(config.spm_from), prepared, config.joint_vocab)
         elif config.joint_vocab:

@@ -34,6 +34,8 @@ class Support:
 
     dtypes: the weight dtypes it reads (the fp32 kernels also run a float64 model, which the tests use).
     autocast: whether it may run under torch.autocast (mixed-precision training on CUDA).
+    cpu_flags: CPU features (/proc/cpuinfo names) it is chosen for: it computes the same anywhere, but is only
+    faster where the CPU has these (model/cpu_features.py).
     """
 
     cells: tuple[str, ...] = CELLS
@@ -43,16 +45,21 @@ class Support:
     precision: str = "fp32"
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     autocast: bool = False
+    cpu_flags: tuple[str, ...] = ()
 
-    def covers(self, config: ModelConfig, device: str, precision: str, autocast: bool = False) -> bool:
+    def covers(self, config: ModelConfig, device: str, precision: str, autocast: bool = False,
+               cpu_flags: frozenset[str] | None = None) -> bool:
+        """cpu_flags: the CPU's features, to choose by them; None: what the kernel computes, wherever it runs."""
         return (config.cell in self.cells and config.attention in self.attentions
                 and (self.max_layers is None or config.decoder_layers <= self.max_layers)
-                and device in self.devices and precision == self.precision and (self.autocast or not autocast))
+                and device in self.devices and precision == self.precision and (self.autocast or not autocast)
+                and (cpu_flags is None or set(self.cpu_flags) <= cpu_flags))
 
     def describe(self) -> str:
         layers = "any" if self.max_layers is None else f"<= {self.max_layers}"
+        needs = f", for CPUs with {'/'.join(self.cpu_flags)}" if self.cpu_flags else ""
         return (f"cells {'/'.join(self.cells)}, attention {'/'.join(self.attentions)}, layers {layers}, "
-                f"devices {'/'.join(self.devices)}, {self.precision}")
+                f"devices {'/'.join(self.devices)}, {self.precision}{needs}")
 
 
 @dataclass(frozen=True)

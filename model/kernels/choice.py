@@ -18,13 +18,14 @@ from model.kernels.bf16 import BF16_STEP
 from model.kernels.encoder import INT8_ENCODER, REFERENCE_ENCODER
 from model.kernels.feature_major import FEATURE_MAJOR_STEP
 from model.kernels.fused_recurrence import FUSED_RECURRENCE
-from model.kernels.int8 import INT8_STEP
+from model.kernels.int8 import INT8_AMX_STEP, INT8_STEP
 from model.kernels.reference import REFERENCE_RECURRENCE, REFERENCE_STEP
 from model.kernels.vocab_major import VOCAB_MAJOR_STEP
 
 log = logging.getLogger(__name__)
 
-STEP_KERNELS: tuple[StepKernel, ...] = (INT8_STEP, BF16_STEP, FEATURE_MAJOR_STEP, VOCAB_MAJOR_STEP, REFERENCE_STEP)
+STEP_KERNELS: tuple[StepKernel, ...] = (INT8_AMX_STEP, INT8_STEP, BF16_STEP, FEATURE_MAJOR_STEP, VOCAB_MAJOR_STEP,
+                                        REFERENCE_STEP)
 RECURRENCE_KERNELS: tuple[RecurrenceKernel, ...] = (FUSED_RECURRENCE, REFERENCE_RECURRENCE)
 # The encoder in the step's precision where a kernel covers it (int8 GRU/LSTM), else the fp32 reference.
 ENCODER_KERNELS: tuple[EncoderKernel, ...] = (INT8_ENCODER, REFERENCE_ENCODER)
@@ -81,13 +82,14 @@ def choose_kernel(config: ModelConfig, device: torch.device | str, precision: st
     """
     device = torch.device(device)
     precision = resolve_precision(precision, config, device)
-    steps = [k for k in STEP_KERNELS if k.support.covers(config, device.type, precision, autocast)]
+    flags = cpu_features().flags if device.type == "cpu" else frozenset()
+    steps = [k for k in STEP_KERNELS if k.support.covers(config, device.type, precision, autocast, flags)]
     if not steps:
         claims = "; ".join(k.support.describe() for k in STEP_KERNELS if k.support.precision == precision)
         raise PrecisionError(f"no {precision} kernel for a {config.cell} decoder with {config.decoder_layers} "
                              f"layer(s) and attention {config.attention} on {device.type} (they cover: {claims})")
     recurrence = next(k for k in RECURRENCE_KERNELS if k.support.covers(config, device.type, "fp32", autocast))
-    encoder = next((k for k in ENCODER_KERNELS if k.support.covers(config, device.type, precision, autocast)),
+    encoder = next((k for k in ENCODER_KERNELS if k.support.covers(config, device.type, precision, autocast, flags)),
                    REFERENCE_ENCODER)
     kernel = Kernel(precision, steps[0], recurrence, encoder)
     log.debug("kernel for %s on %s: %s", config.cell, device.type, kernel.describe())

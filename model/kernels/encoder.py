@@ -5,7 +5,8 @@ fifth of greedy decoding's time, the same in every precision unless it has a ker
 is PyTorch's dynamically quantized GRU/LSTM (weights int8 per tensor, each product's input quantized from its
 range at every call; fbgemm or oneDNN, AVX2 and up), built from the trained module once when the kernel is
 bound. It reads the packed sequence the reference reads and returns what it returns, to int8 rounding
-(tests/model/test_kernels.py; BLEU in the README's precision table).
+(tests/model/test_kernels.py; BLEU in the README's precision table). It stays on fbgemm on AMX CPUs too:
+packed for oneDNN, the shipped en-de encoder took 9.9 ms for 64 sentences against fbgemm's 9.3.
 """
 
 from __future__ import annotations

@@ -134,12 +134,13 @@ def release_packed_weights(decoder: ConditionalDecoder) -> int:
     return freed
 
 
-def row_major_kernel(name: str, precision: str, make_linear: MakeLinear) -> StepKernel:
+def row_major_kernel(name: str, precision: str, make_linear: MakeLinear, cpu_flags: tuple[str, ...] = ()
+                     ) -> StepKernel:
     """A GRU search step whose products are `make_linear`'s (int8, bf16), packed once when the kernel is bound."""
 
     def bind(decoder: ConditionalDecoder) -> StepFn:
         packed = pack_decoder(decoder, make_linear)
         return lambda prev_embedded, state, encoded: row_major_step(packed, prev_embedded, state, encoded)
 
-    return StepKernel(name, Support(cells=("gru",), devices=("cpu",), precision=precision, dtypes=(torch.float32,)),
-                      bind, release_packed_weights)
+    return StepKernel(name, Support(cells=("gru",), devices=("cpu",), precision=precision, dtypes=(torch.float32,),
+                                    cpu_flags=cpu_flags), bind, release_packed_weights)

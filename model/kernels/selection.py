@@ -48,7 +48,8 @@ def log_normalizer(logits: torch.Tensor, chunk_max: torch.Tensor) -> torch.Tenso
     0.18 vs 0.33 ms on 8000 x 64, medians of interleaved runs), and this is the one pass over all logits.
     """
     peak = chunk_max.amax(0)  # (rows,)
-    return (logits - peak).mul_(LOG2_E).exp2_().sum(0).log_() + peak
+    # (logits - peak) log2 e in one pass: -peak log2 e + log2 e * logits, broadcast over the vocabulary
+    return torch.add(peak * -LOG2_E, logits, alpha=LOG2_E).exp2_().sum(0).log_() + peak
 
 
 def _chunk_tokens(chunk: torch.Tensor, num_chunks: int, size: int) -> torch.Tensor:
@@ -59,6 +60,8 @@ def _chunk_tokens(chunk: torch.Tensor, num_chunks: int, size: int) -> torch.Tens
 def argmax_over_vocab(logits: torch.Tensor, chunk_max: torch.Tensor) -> torch.Tensor:
     """logits: (vocab, rows) -> the index of the first maximum of every column: (rows,)."""
     vocab, rows = logits.shape
+    if rows == 1:  # one sentence (the service's latency path): one argmax beats the ~10 ops below (15 vs 30 us)
+        return logits.argmax(0)
     size = chunk_size(vocab)
     num_chunks = vocab // size
     peak, best_chunk = chunk_max.max(0)  # (rows,) each column's maximum and the first chunk holding it

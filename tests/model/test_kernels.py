@@ -6,6 +6,7 @@ kernels); int8 and bf16 kernels to fp32 within a tolerance and by how often they
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -115,6 +116,25 @@ def test_low_precision_step_kernel_is_close_to_fp32(kernel: StepKernel, config: 
     mean_limit, max_limit, agreement_floor = TOLERANCE[kernel.support.precision]
     assert mean_error < mean_limit and max_error < max_limit, f"logit error {mean_error:.3f} mean, {max_error:.3f} max"
     assert agree / total >= agreement_floor, f"best token agrees in {agree}/{total} rows"
+
+
+def test_amx_kernel_runs_many_rows_on_onednn_and_few_on_fbgemm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AMX int8 step is chosen only where the CPU has AMX-INT8, but computes the same anywhere: both of its
+    paths (every product on oneDNN, every product on fbgemm) are held to fp32 as the int8 kernels are, and
+    the choice follows the CPU's flags."""
+    import model.kernels.int8 as int8
+
+    if "int8" not in cpu_features().precisions():
+        pytest.skip(f"this CPU has no int8: {cpu_features().describe()}")
+    config = next(c for c in CONFIGS if c.cell == "gru" and c.attention == "bahdanau" and c.decoder_layers == 2)
+    for min_rows in (1, 10**6):  # oneDNN for every product / fbgemm for every product
+        monkeypatch.setattr(int8, "AMX_MIN_ROWS", min_rows)
+        test_low_precision_step_kernel_is_close_to_fp32(int8.INT8_AMX_STEP, config)
+    chosen = choose_kernel(config, "cpu", "int8").step
+    assert chosen is (int8.INT8_AMX_STEP if "amx_int8" in cpu_features().flags else int8.INT8_STEP)
+    assert not int8.INT8_AMX_STEP.support.covers(config, "cpu", "int8", cpu_flags=frozenset({"avx2"}))
+    assert int8.INT8_AMX_STEP.support.covers(config, "cpu", "int8", cpu_flags=frozenset({"avx2", "amx_int8"}))
+    assert torch.backends.quantized.engine == cpu_features().quantized_engine  # packing set it back
 
 
 ENCODER_CONFIGS = [tiny_config(cell, "bahdanau", encoder_layers=layers, bidirectional=bi)
@@ -235,6 +255,8 @@ def test_vocabulary_selection_over_a_real_sized_vocabulary(vocab: int, layout: s
     assert chunk_max.shape == (vocab // chunk_size(vocab), sentences * beams)
     torch.testing.assert_close(log_normalizer(logits, chunk_max), logits.logsumexp(0), rtol=1e-5, atol=1e-5)
     assert torch.equal(argmax_over_vocab(logits, chunk_max), logits.argmax(0))
+    one = tied[:, 3:4]  # one row (its own path): the first of the tied maxima
+    assert argmax_over_vocab(one, chunk_maxima(one)).tolist() == [7]
     offsets = torch.randn(sentences * beams, generator=generator)
     scores, beam, token = top_candidates(logits, chunk_max, offsets, beams, count)
     # All continuations of a sentence's beams, column beam * vocab + token: (sentences, beams * vocab)
@@ -262,8 +284,9 @@ def test_search_runs_on_the_low_precision_kernels(kernel: StepKernel) -> None:
     src, lengths, _, _ = reverse_batch(torch.Generator().manual_seed(5), 16)
     search_config = SearchConfig(beam_size=1, max_len_b=6)
     fp32 = greedy_search(model, src, lengths, search_config)
-    model.use_kernel(choose_kernel(config, "cpu", kernel.support.precision))
-    assert model.kernel.step is kernel
+    chosen = choose_kernel(config, "cpu", kernel.support.precision)
+    assert chosen.step.support.precision == kernel.support.precision
+    model.use_kernel(dataclasses.replace(chosen, step=kernel))  # this kernel, where the CPU would choose another
     low = greedy_search(model, src, lengths, search_config)
     assert sum(a[0].tokens[:1] == b[0].tokens[:1] for a, b in zip(fp32, low)) >= 14  # first steps: no drift yet
     for hyps, length in zip(low, lengths.tolist()):
