@@ -15,6 +15,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from model.kernels.base import EncoderKernel, RnnFn, Support
 
@@ -29,7 +30,26 @@ def _int8(rnn: nn.RNNBase) -> RnnFn:
         warnings.filterwarnings("ignore", message=".*(deprecated|quantiz).*", category=UserWarning)
         quantized = torch.ao.quantization.quantize_dynamic(nn.Sequential(rnn), {type(rnn)}, dtype=torch.qint8)[0]
     quantized.eval()
-    return quantized.__call__
+    return _packed_gru(quantized) if isinstance(rnn, nn.GRU) else quantized.__call__
+
+
+def _packed_gru(gru: nn.Module) -> RnnFn:
+    """The quantized GRU module's `forward_packed`, calling the op's packed-sequence overload by name. Called as
+    `torch.quantized_gru`, the dispatcher tries the padded overload first and formats the arguments for its
+    mismatch message, the initial state's repr included: ~1 ms a call, 10% of one sentence's int8 latency."""
+    params = [weight.param for weight in gru._all_weight_values]
+    states = gru.num_layers * (2 if gru.bidirectional else 1)
+
+    def run(packed: PackedSequence) -> tuple[PackedSequence, torch.Tensor]:
+        data, batch_sizes, sorted_indices, unsorted_indices = packed
+        hx = data.new_zeros(states, int(batch_sizes[0]), gru.hidden_size)  # (layers * directions, batch, hidden)
+        output, hidden = torch.ops.aten.quantized_gru.data(data, batch_sizes, hx, params, gru.bias, gru.num_layers,
+                                                           0.0, False, gru.bidirectional)
+        if unsorted_indices is not None:
+            hidden = hidden.index_select(1, unsorted_indices)
+        return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), hidden
+
+    return run
 
 
 def _release(rnn: nn.RNNBase) -> int:
