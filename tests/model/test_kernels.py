@@ -120,16 +120,21 @@ def test_low_precision_step_kernel_is_close_to_fp32(kernel: StepKernel, config: 
 
 def test_amx_kernel_runs_many_rows_on_onednn_and_few_on_fbgemm(monkeypatch: pytest.MonkeyPatch) -> None:
     """The AMX int8 step is chosen only where the CPU has AMX-INT8, but computes the same anywhere: both of its
-    paths (every product on oneDNN, every product on fbgemm) are held to fp32 as the int8 kernels are, and
-    the choice follows the CPU's flags."""
+    paths (every product on oneDNN, rows padded to a multiple or not; every product on fbgemm) are held to fp32
+    as the int8 kernels are, and the choice follows the CPU's flags."""
     import model.kernels.int8 as int8
 
     if "int8" not in cpu_features().precisions():
         pytest.skip(f"this CPU has no int8: {cpu_features().describe()}")
     config = next(c for c in CONFIGS if c.cell == "gru" and c.attention == "bahdanau" and c.decoder_layers == 2)
-    for min_rows in (1, 10**6):  # oneDNN for every product / fbgemm for every product
+    for min_rows in (1, 4, 10**6):  # oneDNN for every product (4: 5 and 7 rows padded to 8) / fbgemm for all
         monkeypatch.setattr(int8, "AMX_MIN_ROWS", min_rows)
         test_low_precision_step_kernel_is_close_to_fp32(int8.INT8_AMX_STEP, config)
+    weight, bias, x = torch.randn(96, 48), torch.randn(96), torch.randn(40, 48)
+    monkeypatch.setattr(int8, "AMX_MIN_ROWS", 32)
+    padded = int8.amx_int8_linear(weight, bias)(x)  # 40 rows on oneDNN as 64, the last 24 zeros
+    monkeypatch.setattr(int8, "AMX_MIN_ROWS", 1)
+    torch.testing.assert_close(padded, int8.amx_int8_linear(weight, bias)(x), rtol=0, atol=1e-5)  # as 40 rows
     chosen = choose_kernel(config, "cpu", "int8").step
     assert chosen is (int8.INT8_AMX_STEP if "amx_int8" in cpu_features().flags else int8.INT8_STEP)
     assert not int8.INT8_AMX_STEP.support.covers(config, "cpu", "int8", cpu_flags=frozenset({"avx2"}))
