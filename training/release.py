@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from model.atomic import atomic_write, staged_folder
 from model.checkpoint import load_model_folder, read_config, save_model_folder
 from training.download import sha256_of
@@ -104,6 +106,10 @@ DING_DATA = (
     "dev or test line was trained on, nor a train pair repeating a dev or test sentence (48 in this file). "
     "The weights are trained on GPL-2+ data: redistribute them under terms "
     "compatible with it.")
+GETTEXT_DATA = (
+    " Later stages add, at half weight, the software messages of the gettext catalogs installed on the training "
+    "machine (`--corpus gettext`, training/catalogs.py: `/usr/share/locale/*/LC_MESSAGES/*.mo` of ~100 Debian "
+    "packages, one-line messages without placeholders), each under its package's license (mostly GPL or LGPL).")
 LIMITATIONS = ("Trained only on Multi30k image captions: short, literal, descriptive sentences about people, "
                "animals and scenes. Expect poor output on other domains (news, dialogue, technical text), on long "
                "sentences and on rare names. A single RNN model, no ensembling; it can hallucinate or drop content "
@@ -118,6 +124,11 @@ EVERYDAY_LIMITATIONS = (
     "multi30k:1 ...` (README, 'Train on your own corpus'), e.g. OPUS Europarl/News-Commentary/Tatoeba with "
     "`--download`. A single RNN model, no ensembling; it can hallucinate or drop content like any NMT system, so do "
     "not use it where errors matter without human review.")
+
+
+def uses_gettext(config: Path) -> bool:
+    corpora = (yaml.safe_load(config.read_text()).get("data") or {}).get("corpora") or []
+    return any(str(spec).split(":")[0] == "gettext" for spec in corpora)
 
 
 def main() -> None:
@@ -160,7 +171,8 @@ def main() -> None:
             "summary": f"A bidirectional-GRU encoder / GRU decoder with Bahdanau attention, trained with rnnmt on "
                        f"{'Multi30k + the Ding dictionary' if everyday else 'Multi30k'} {src}→{tgt} on a 2-core CPU. "
                        "Weights stored as fp16 safetensors.",
-            "data": DING_DATA if everyday else MULTI30K_DATA,
+            "data": (DING_DATA if everyday else MULTI30K_DATA)
+                    + (GETTEXT_DATA if any(uses_gettext(config) for config in args.config) else ""),
             "extra": {name: {**result, "decode": decode(result)} for name, result in extra.items()},
             "command": "; ".join(f"rnnmt train --config {config} --out {run}"
                                  for config, run in zip(args.config, runs, strict=True))

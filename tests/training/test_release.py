@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from training.release import speed_lines
+from pathlib import Path
+
+from training.release import speed_lines, uses_gettext
 
 
 def test_speed_lines_give_the_fraction_of_the_matmul_limit() -> None:
@@ -17,3 +19,11 @@ def test_speed_lines_give_the_fraction_of_the_matmul_limit() -> None:
         "- this machine's fp32 matmul limit: 150.0 GFLOP/s (square matmuls, best of 3)",
     ]
     assert speed_lines({}) == ["## Speed (`rnnmt bench`, 2 CPU threads)"]
+
+
+def test_the_card_names_the_gettext_data_only_for_recipes_that_train_on_it(tmp_path: Path) -> None:
+    with_it, without = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    with_it.write_text("data:\n  corpora: [multi30k:3, 'gettext:0.5']\n")
+    without.write_text("# a comment naming gettext\ndata:\n  corpora: [multi30k, ding-sentences:3]\n")
+    assert uses_gettext(with_it) and not uses_gettext(without)
+    assert uses_gettext(Path(__file__).resolve().parents[2] / "configs" / "everyday-de-en-continue.yaml")
