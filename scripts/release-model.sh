@@ -4,10 +4,8 @@
 # into released-models/.
 # Usage: scripts/release-model.sh en-de            (configs/multi30k-en-de.yaml)
 #        scripts/release-model.sh everyday-de-en   (configs/everyday-de-en.yaml; adds the Ding dev/test splits)
-# A recipe NAME trains in more stages when configs/NAME-continue.yaml (and then configs/NAME-stage3.yaml) exist:
-# the second starts from runs/NAME (train.init_from) and trains runs/NAME-continue; the third starts from the
-# average of the first two (runs/NAME-averaged2) and trains runs/NAME-stage3. The model released averages the best
-# checkpoints every stage kept (runs/NAME-averaged).
+# A recipe NAME trains in two stages when configs/NAME-continue.yaml exists: that config starts from runs/NAME
+# (train.init_from) and trains runs/NAME-continue; the model released averages the best checkpoints both kept (runs/NAME-averaged).
 set -euo pipefail
 NAME=${1:?recipe, e.g. en-de or everyday-de-en}
 [[ $NAME =~ ^[a-z]{2}-[a-z]{2}$ ]] && NAME=multi30k-$NAME
@@ -17,19 +15,15 @@ EXTRA=${TRAIN_ARGS:-}
 CONFIGS=(configs/$NAME.yaml)
 RUNS=(runs/$NAME)
 if [ -f "configs/$NAME-continue.yaml" ]; then CONFIGS+=("configs/$NAME-continue.yaml"); RUNS+=("runs/$NAME-continue"); fi
-if [ -f "configs/$NAME-stage3.yaml" ]; then CONFIGS+=("configs/$NAME-stage3.yaml"); RUNS+=("runs/$NAME-stage3"); fi
 STAGE_ARGS=()
 for i in "${!CONFIGS[@]}"; do
-  if [ "$i" = 2 ] && [ ! -f "runs/$NAME-averaged2/model.safetensors" ]; then
-    $RNNMT average --checkpoints --out "runs/$NAME-averaged2" "${RUNS[0]}" "${RUNS[1]}"  # stage 3 starts here
-  fi
   if [ -f "${RUNS[$i]}/checkpoints/last.safetensors" ]; then RESUME=--resume; else RESUME=; fi
   $RNNMT train --config "${CONFIGS[$i]}" --out "${RUNS[$i]}" $RESUME $EXTRA
   STAGE_ARGS+=(--config "${CONFIGS[$i]}" --earlier-run "${RUNS[$i]}")
 done
 if [ ${#RUNS[@]} -gt 1 ]; then
   RUN=runs/$NAME-averaged
-  $RNNMT average --checkpoints --out "$RUN" "${RUNS[@]}"  # every best checkpoint the stages kept
+  $RNNMT average --checkpoints --out "$RUN" "${RUNS[@]}"  # every best checkpoint both stages kept
 else
   RUN=${RUNS[0]}
 fi
