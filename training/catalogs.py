@@ -105,7 +105,7 @@ def pairs(langs: tuple[str, str], dirs: Iterable[Path] | None = None,
         where = ", ".join(str(d) for d in dirs)
         raise DataError(f"no gettext catalogs for {'-'.join(langs)} under {where} (set RNNMT_LOCALE_DIRS)")
     for domain in domains:
-        by_lang = {"en": None}
+        by_lang: dict[str, dict[str, str]] = {}  # English is the msgid itself
         try:
             for lang in others:
                 by_lang[lang] = read_catalog(files[lang][domain])

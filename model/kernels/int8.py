@@ -80,7 +80,6 @@ def amx_int8_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
         many = int8_linear(weight, bias)
     min_rows = AMX_MIN_ROWS
 
-
     def linear(x: torch.Tensor) -> torch.Tensor:
         rows = x.size(0)
         if rows < min_rows:
