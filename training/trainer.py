@@ -331,7 +331,10 @@ def train(config: ExperimentConfig, out_dir: str | Path, device: str = "auto", m
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     trainer.setup(resume)
     try:
-        return trainer.run()
+        metrics = trainer.run()
+        if trainer.world > 1:  # rank 0 finishes last (averaging, the final validation): leave together, or a rank
+            dist.barrier()     # that tore gloo down early aborted ("terminate called ...") in 6 runs of 56
+        return metrics
     finally:
         if trainer.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
