@@ -333,7 +333,7 @@ def train(config: ExperimentConfig, out_dir: str | Path, device: str = "auto", m
     try:
         metrics = trainer.run()
         if trainer.world > 1:  # rank 0 finishes last (averaging, the final validation): leave together, or a rank
-            dist.barrier()     # that tore gloo down early aborted ("terminate called ...") in 6 runs of 56
+            dist.barrier()     # that tore gloo down early aborted ("terminate called ...") in 6 runs of 52
         return metrics
     finally:
         if trainer.world > 1 and dist.is_initialized():
