@@ -221,6 +221,9 @@ class Trainer:
         return math.exp(nll / tokens)
 
     def translator(self) -> Translator:
+        """The model being trained as a translator, in eval mode (no dropout): validation and the export's choice
+        between the best checkpoint and their average both decode through it."""
+        self.model.eval()
         bundle = ModelBundle(self.model, self.src_tok, self.tgt_tok, self.out, self.model_meta())
         return Translator(bundle, bundle.decoding.changed(beam_size=self.config.train.valid_beam_size),
                           batch_tokens=4000)

@@ -13,7 +13,7 @@ from model.tokenizer import Tokenizer
 from tests.conftest import tiny_overrides
 from training.config import load_config
 from training.data import clean_pairs, token_batches
-from training.trainer import train
+from training.trainer import Trainer, train
 
 
 def test_resume_gives_the_same_weights(tmp_path: Path) -> None:
@@ -84,3 +84,20 @@ def test_init_from_starts_a_new_run_from_a_model_folder_with_its_tokenizer(tmp_p
     wider = load_config(None, [*overrides, "data.prepared_dir=" + str(tmp_path / "p2"), "model.decoder_hidden=64"])
     with pytest.raises(ConfigError, match="architecture differs"):
         train(wider, tmp_path / "wider", device="cpu")
+
+
+def test_the_trainer_translates_without_dropout(tmp_path: Path) -> None:
+    """Validation and the export's choice between the best checkpoint and the average of the kept ones decode with
+    the model in eval mode, whatever mode training left it in: a run resumed at its last step (`--resume` after a
+    kill) used to score the average with dropout on and keep the single checkpoint (greedy val BLEU 8.78 for the
+    average against 10.17, where the same average decoded without dropout was the better one)."""
+    overrides = [*tiny_overrides(tmp_path / "data", tmp_path / "prepared", steps=4), "model.dropout=0.5",
+                 "model.emb_dropout=0.5"]
+    trainer = Trainer(load_config(None, overrides), tmp_path / "run", "cpu", 4)
+    trainer.setup(resume=False)
+    texts = trainer.valid_text[0][:30]
+    trainer.model.train()
+    first = [t.text for t in trainer.translator().translate(texts)]
+    assert not trainer.model.training
+    trainer.model.train()
+    assert [t.text for t in trainer.translator().translate(texts)] == first  # with dropout on they would differ
