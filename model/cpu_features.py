@@ -46,6 +46,12 @@ class CpuFeatures:
         return bool({"avx512_bf16", "amx_bf16"} & self.flags)
 
     @property
+    def int8_dot_products(self) -> bool:
+        """u8 x s8 dot products that accumulate in 32 bits (AVX-VNNI, AVX512-VNNI, AMX-INT8). Without them x86
+        int8 kernels sum pairs of products in 16 bits (vpmaddubsw), which full 8-bit activations can saturate."""
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
+
+    @property
     def int8(self) -> bool:
         """PyTorch's x86 int8 engine can run here: an x86 CPU with AVX2 and an x86 quantized engine."""
         return self.x86 and self.avx2 and self.quantized_engine in X86_QUANTIZED_ENGINES

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 
 import torch
 
+from model.cpu_features import cpu_features
 from model.kernels.row_major import Linear, row_major_kernel
 
 AMX_MIN_ROWS = 32  # products of at least this many rows go to oneDNN in the AMX kernel (between 16 and 64 rows,
@@ -55,8 +56,9 @@ def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
     """x (rows, in) fp32 -> x W^T + b through int8, for the current quantized engine."""
     engine = torch.backends.quantized.engine
     # fbgemm's AVX2 kernels sum pairs of u8 x s8 products in 16 bits: 7-bit activations keep that from
-    # saturating (what torch's own default dynamic qconfig does for these engines).
-    reduce_range = engine in ("x86", "fbgemm")
+    # saturating (what torch's own default dynamic qconfig does for these engines). oneDNN does the same on
+    # CPUs without VNNI/AMX (its "int8 computation nuances"); the AMX kernel never runs it there, its test does.
+    reduce_range = engine in ("x86", "fbgemm") or not cpu_features().int8_dot_products
     weight = weight.float().contiguous()
     scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()  # (out,)
     with warnings.catch_warnings():  # quantized tensors are deprecated in favour of torchao, still supported
