@@ -298,7 +298,6 @@ class Trainer:
             if averaged > best["bleu"]:
                 weights, chosen = average_weights(files), f"average of {len(files)} best checkpoints"
         self.model.load_state_dict(weights, strict=False)
-        self.model.eval()
         hyps = [tr.text for tr in self.translator().translate(self.valid_text[0])]
         scores = corpus_scores(hyps, self.valid_text[1])
         metrics = {"val_bleu_greedy": scores.bleu, "val_chrf_greedy": scores.chrf,

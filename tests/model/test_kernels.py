@@ -142,7 +142,6 @@ def test_amx_kernel_runs_many_rows_on_onednn_and_few_on_fbgemm(monkeypatch: pyte
     assert torch.backends.quantized.engine == cpu_features().quantized_engine  # packing set it back
 
 
-
 def test_activations_keep_to_7_bits_without_int8_dot_products() -> None:
     """Without VNNI or AMX, x86 int8 kernels sum pairs of u8 x s8 products in 16 bits: oneDNN's products then take
     7-bit activations, as fbgemm's always do (on an AVX2-only EPYC the AMX kernel's oneDNN path, run by the test
@@ -151,6 +150,7 @@ def test_activations_keep_to_7_bits_without_int8_dot_products() -> None:
     assert not avx2.int8_dot_products
     for flag in ("avx_vnni", "avx512_vnni", "amx_int8"):
         assert dataclasses.replace(avx2, flags=avx2.flags | {flag}).int8_dot_products
+
 
 ENCODER_CONFIGS = [tiny_config(cell, "bahdanau", encoder_layers=layers, bidirectional=bi)
                    for cell, layers, bi in itertools.product(CELLS, (1, 2), (True, False))]
