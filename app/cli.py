@@ -144,6 +144,7 @@ def _search_config(translator, args: argparse.Namespace, **changes):
     """The decoding settings of a command: the model's (its folder's config.json), changed by the options given."""
     return translator.defaults.changed(beam_size=args.beam_size, n_best=getattr(args, "n_best", None),
                                        length_penalty=getattr(args, "length_penalty", None),
+                                       reverse_weight=getattr(args, "reverse_weight", None),
                                        stop_early=False if getattr(args, "exact_stop", False) else None, **changes)
 
 
@@ -151,9 +152,41 @@ def _translator(args: argparse.Namespace, precision: str | None = None):
     from model.translator import Translator
 
     precision = precision or getattr(args, "precision", None) or "fp32"
-    return Translator.from_folder(args.model, device=args.device, precision=precision,
-                                  batch_tokens=args.batch_tokens,
-                                  max_batch_size=getattr(args, "batch_size", None) or 128)
+
+    def load(folder: str) -> Translator:
+        return Translator.from_folder(folder, device=args.device, precision=precision, batch_tokens=args.batch_tokens,
+                                      max_batch_size=getattr(args, "batch_size", None) or 128)
+
+    translator = load(args.model)
+    reverse = _reverse_folder(args, translator)
+    if reverse is not None:
+        translator.use_reverse(load(str(reverse)))
+    return translator
+
+
+def _reverse_folder(args: argparse.Namespace, translator) -> Path | None:
+    """The reverse model that reranks the beams (model/rerank.py): --reverse-model, else the folder beside the
+    model that translates the other way, when the settings rerank (a weight > 0) or tune may choose to."""
+    from model.checkpoint import find_reverse_folder
+    from model.errors import InputError
+
+    named = getattr(args, "reverse_model", None)
+    if named == "none":
+        return None
+    if named:
+        return Path(named)
+    weight = getattr(args, "reverse_weight", None)
+    wanted = weight if weight is not None else translator.defaults.reverse_weight
+    if wanted <= 0 and not getattr(args, "reverse_weights", None):
+        return None
+    found = find_reverse_folder(args.model)
+    if found is None and weight:
+        raise InputError(f"--reverse-weight needs the {translator.bundle.target_lang}->"
+                         f"{translator.bundle.source_lang} model: give --reverse-model DIR")
+    if found is None:
+        logging.getLogger(__name__).warning("no %s->%s model beside %s: beams are not reranked",
+                                            translator.bundle.target_lang, translator.bundle.source_lang, args.model)
+    return found
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
@@ -170,8 +203,9 @@ def cmd_translate(args: argparse.Namespace) -> None:
         out = stack.enter_context(atomic_open(args.output, text=True)) if args.output else sys.stdout
         for translation in translator.translate_stream(_checked_utf8(lines), config, chunk_lines=chunk):
             if args.n_best > 1:
-                for hyp in translation.hypotheses:
-                    out.write(f"{hyp.score:.4f}\t{hyp.text}\n")
+                for hyp in translation.hypotheses:  # reranked: the reverse model's score too, in rank order
+                    reverse = "" if hyp.source_log_prob is None else f"{hyp.source_log_prob:.4f}\t"
+                    out.write(f"{hyp.score:.4f}\t{reverse}{hyp.text}\n")
                 out.write("\n")
             else:
                 out.write(translation.text + "\n")
@@ -221,7 +255,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     for name in args.testset:
         src, ref = resolve_testset(name, bundle.source_lang, bundle.target_lang, args.data_dir)
         dev_sets.append(DevSet(name, read_lines(src), read_lines(ref)))
-    result = tune_decoding(translator, dev_sets, args.beam_sizes, args.length_penalties)
+    weights = args.reverse_weights if translator.reverse is not None else [0.0]
+    result = tune_decoding(translator, dev_sets, args.beam_sizes, args.length_penalties, weights)
     print(format_tuning(result))
     if not args.dry_run:
         write_decoding(Path(args.model), result)
@@ -243,6 +278,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from training.evaluate import resolve_testset
 
     translator = _translator(args, precision="fp32")  # run_bench switches kernels per precision
+    translator.defaults = _search_config(translator, args)  # the model's settings, changed by the options given
     targets = None
     if args.src:
         sources = read_lines(args.src)
@@ -495,6 +531,7 @@ def _add_decode_options(parser: argparse.ArgumentParser, precision: bool = True)
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
     parser.add_argument("--n-best", type=_positive_int, default=1)
     parser.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (0 = raw log-prob)")
+    _add_reverse_options(parser)
     parser.add_argument("--exact-stop", action="store_true",
                         help="beam search goes on until no alive beam can win (slower; default: stop at "
                              "beam-size finished hypotheses, as fairseq)")
@@ -504,6 +541,15 @@ def _add_decode_options(parser: argparse.ArgumentParser, precision: bool = True)
         parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8", "auto"],
                             help="what the decoder computes in (bf16 needs a CPU with native bf16; auto: the fastest "
                                  "this CPU supports)")
+
+
+def _add_reverse_options(parser: argparse.ArgumentParser, weight: bool = True) -> None:
+    parser.add_argument("--reverse-model", default=None, metavar="DIR",
+                        help="the model of the opposite direction that reranks beams (default: the folder beside "
+                             "--model that translates the other way; 'none': no reranking)")
+    if weight:
+        parser.add_argument("--reverse-weight", type=float, default=None,
+                            help="weight of the reverse model's score in reranking (0 = off; default: the model's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -585,6 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--testset", action="append", default=[], help="a dev set, repeatable: multi30k:val, ding:dev")
     p.add_argument("--beam-sizes", type=_int_list, default=[3, 4, 5, 6], metavar="LIST")
     p.add_argument("--length-penalties", type=_float_list, default=[0.6, 0.8, 1.0, 1.2, 1.4], metavar="LIST")
+    p.add_argument("--reverse-weights", type=_float_list, default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0], metavar="LIST",
+                   help="reranking weights of the reverse model (model/rerank.py), tried on every beam; "
+                        "only 0 when no reverse model is found")
+    _add_reverse_options(p, weight=False)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8", "auto"])

@@ -59,7 +59,8 @@ class LoadedModel:
     def language_pair(self) -> LanguagePair:
         info = self.info
         return LanguagePair(source=info.source, target=info.target, model=info.name,
-                            architecture=info.architecture, parameters=info.parameters, bleu=self.bleu)
+                            architecture=info.architecture, parameters=info.parameters, bleu=self.bleu,
+                            reranks_with=info.reranks_with)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class ModelRegistry:
             self.models[pair] = self._serve(bundle, read_bleu(folder))
             log.info("loaded %s (%s-%s, %d parameters) on %s, kernel %s", bundle.name, *pair,
                      bundle.model.num_parameters(), device, bundle.model.kernel.name)
+        self.pair_reverse_models()
         self.routes = plan_routes(self.models)
         sources = sorted({source for source, _ in self.models})
         if sources:
@@ -160,6 +162,18 @@ class ModelRegistry:
         self.loaded = True
         gc.collect()  # loading's cyclic garbage first, so that its pages go back too
         release_free_memory()  # what loading left in the heap (fp16 staging, weights packed away): ~30 MB
+
+    def pair_reverse_models(self) -> None:
+        """Each model whose opposite direction is loaded too reranks its beams with it (model/rerank.py), with
+        the weight its decoding settings give (0 in a folder that was not tuned for it)."""
+        for (source, target), loaded in self.models.items():
+            reverse = self.models.get((target, source))
+            if reverse is not None:
+                loaded.translator.use_reverse(reverse.translator)
+                if loaded.translator.defaults.reverse_weight > 0:
+                    loaded.info.reranks_with = reverse.name
+                    log.info("%s reranks its beams with %s (weight %g)", loaded.name, reverse.name,
+                             loaded.translator.defaults.reverse_weight)
 
     def _serve(self, bundle: ModelBundle, bleu: float | None) -> LoadedModel:
         s = self.settings

@@ -198,3 +198,21 @@ def load_model_folder(folder: str | Path, device: str | torch.device = "cpu", pr
     bundle = ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta)
     bundle.decoding  # noqa: B018 - a broken decoding section fails the load, not the first request
     return bundle
+
+
+def find_reverse_folder(folder: str | Path) -> Path | None:
+    """The model folder beside `folder` that translates the other way (its source and target swapped), if any:
+    where reranking finds its reverse model (model/rerank.py) when none is named."""
+    folder = Path(folder)
+    config = read_config(folder)
+    wanted = (config.get("target_lang"), config.get("source_lang"))
+    for sibling in sorted(folder.absolute().parent.iterdir()):
+        if sibling.name.startswith(".") or sibling.resolve() == folder.resolve() or not (sibling / CONFIG).is_file():
+            continue
+        try:
+            other = read_config(sibling)
+        except ModelLoadError:
+            continue
+        if (other.get("source_lang"), other.get("target_lang")) == wanted:
+            return sibling
+    return None

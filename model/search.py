@@ -39,6 +39,9 @@ class SearchConfig:
     max_len_b: int = 10
     min_length: int = 0
     max_repeats: int = 4  # repetition guard: no n-gram (n <= 4) more than this many times in a row; 0 = off
+    # Rerank the beam by adding this weight times the reverse model's log p(source | hypothesis) per source token
+    # (model/rerank.py); 0 = off. Needs beam search and a reverse model (Translator.use_reverse).
+    reverse_weight: float = 0.0
     return_attention: bool = False
     # True: a sentence is done once it has beam_size finished hypotheses (fairseq's rule). False: only
     # when no alive beam could still beat the worst finished one, even at the maximum length: exact for
@@ -52,6 +55,8 @@ class SearchConfig:
             raise InputError(f"n-best must be between 1 and the beam size ({self.beam_size}), got {self.n_best!r}")
         if self.length_penalty < 0 or self.max_len_a < 0 or self.max_len_b < 1 or self.min_length < 0:
             raise InputError("length penalty, max_len_a and min_length must be >= 0 and max_len_b >= 1")
+        if not 0 <= self.reverse_weight <= 10:
+            raise InputError(f"reverse weight must be between 0 and 10, got {self.reverse_weight!r}")
         if not isinstance(self.max_repeats, int) or self.max_repeats < 0:
             raise InputError(f"max_repeats must be a non-negative integer, got {self.max_repeats!r}")
 

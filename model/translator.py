@@ -3,8 +3,9 @@
 SentencePiece-encode (`encode`, once: the service's batcher encodes a request when it arrives and counts its
 tokens from that), then `translate_encoded`: beam search in length-sorted batches of at most `batch_tokens`
 padded source tokens; greedy search over all the sentences at once, longest first, keeping its rows full by
-admitting the next sentences as others finish (model/search.py); restore the input order, decode. Empty lines
-stay empty. Safe to share between threads: nothing per-request is stored on the object or the model.
+admitting the next sentences as others finish (model/search.py); restore the input order, decode; with a reverse
+model (`use_reverse`) and a reverse weight, rerank each beam (model/rerank.py). Empty lines stay empty. Safe to
+share between threads: nothing per-request is stored on the object or the model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 
 from model.checkpoint import ModelBundle, load_model_folder
 from model.config import EOS_ID
+from model.errors import InputError
+from model.rerank import add_source_log_probs, reranked
 from model.search import SearchConfig, search
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class TranslationHypothesis:
     log_prob: float
     tgt_pieces: list[str]
     attention: list[list[float]] | None = None  # (len(tgt_pieces) + 1 for EOS) x (len(src_pieces) + 1 for EOS)
+    source_log_prob: float | None = None  # the reverse model's log p(source | text) per source token (model/rerank.py)
 
 
 @dataclass
@@ -57,8 +61,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from model.errors import InputError
-
         raise InputError("--device cuda was asked for but no CUDA device is available")
     return torch.device(device)
 
@@ -75,6 +77,7 @@ class Translator:
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size
         self.max_src_tokens = max_src_tokens
+        self.reverse: Translator | None = None  # the opposite direction's model, for reranking (use_reverse)
 
     @classmethod
     def from_folder(cls, folder: str, device: str = "auto", precision: str = "fp32", **kwargs) -> Translator:
@@ -85,6 +88,19 @@ class Translator:
     def kernel_name(self) -> str:
         """The decoding kernel chosen at load, e.g. 'int8-row-major' (for bench and /languages)."""
         return self.model.kernel.name
+
+    def use_reverse(self, reverse: Translator) -> None:
+        """Rerank beams with this model of the opposite direction (model/rerank.py) when the decoding settings
+        give it a weight (SearchConfig.reverse_weight)."""
+        if (reverse.bundle.source_lang, reverse.bundle.target_lang) != (self.bundle.target_lang,
+                                                                         self.bundle.source_lang):
+            raise InputError(f"{reverse.bundle.source_lang}->{reverse.bundle.target_lang} is not the reverse of "
+                             f"{self.bundle.source_lang}->{self.bundle.target_lang}")
+        self.reverse = reverse
+
+    def reranks(self, config: SearchConfig) -> bool:
+        """Whether these settings rerank the beam with the reverse model."""
+        return config.beam_size > 1 and config.reverse_weight > 0 and self.reverse is not None
 
     def encode(self, texts: list[str]) -> list[Source]:
         """The texts as search's input (one SentencePiece call for all), whitespace runs made single spaces."""
@@ -129,6 +145,8 @@ class Translator:
     def translate_encoded(self, sources: list[Source], config: SearchConfig | None = None) -> list[Translation]:
         """Translations of sentences already encoded (`encode`), in their order."""
         config = config or self.defaults
+        rerank = self.reranks(config)
+        searched = config.changed(n_best=config.beam_size) if rerank else config  # reranked: the whole beam
         results: list[Translation | None] = [
             None if s.ids else Translation(s.text, [], [TranslationHypothesis("", 0.0, 0.0, [])]) for s in sources]
         todo = [i for i, s in enumerate(sources) if s.ids]
@@ -140,8 +158,11 @@ class Translator:
             groups = [stream[i: i + self.STREAM_SENTENCES] for i in range(0, len(stream), self.STREAM_SENTENCES)]
             max_rows = self.greedy_rows(lengths) if todo else None
         for rows in groups:
-            for i, translation in zip(rows, self._search([sources[i] for i in rows], config, max_rows)):
+            for i, translation in zip(rows, self._search([sources[i] for i in rows], searched, max_rows)):
                 results[i] = translation
+        if rerank:  # by the reverse model's score of each source (model/rerank.py), then cut to n_best
+            add_source_log_probs(self.reverse, [t for t in results if t.src_pieces])
+            results = reranked(results, config.reverse_weight, config.n_best)
         return results  # type: ignore[return-value]
 
     def _search(self, sources: list[Source], config: SearchConfig, max_rows: int | None) -> list[Translation]:

@@ -29,17 +29,21 @@ else
 fi
 DEV=(--testset multi30k:val)
 [[ $NAME == everyday-* ]] && DEV+=(--testset ding:dev)
-$RNNMT tune --model "$RUN" "${DEV[@]}"
-$RNNMT evaluate --model "$RUN" --testset multi30k:val --json "$RUN/eval-val.json"
-$RNNMT evaluate --model "$RUN" --testset multi30k:test_2016_flickr --json "$RUN/eval-test.json"
+# Beams are reranked by the released model of the other direction when there is one (model/rerank.py).
+REVERSE=released-models/${NAME%-*-*}-${NAME##*-}-${NAME: -5:2}
+REV=(--reverse-model none)
+[ -f "$REVERSE/config.json" ] && REV=(--reverse-model "$REVERSE")
+$RNNMT tune --model "$RUN" "${DEV[@]}" "${REV[@]}"
+$RNNMT evaluate --model "$RUN" --testset multi30k:val --json "$RUN/eval-val.json" "${REV[@]}"
+$RNNMT evaluate --model "$RUN" --testset multi30k:test_2016_flickr --json "$RUN/eval-test.json" "${REV[@]}"
 MORE=()
 if [[ $NAME == everyday-* ]]; then
   for split in dev test; do
-    $RNNMT evaluate --model "$RUN" --testset ding:$split --json "$RUN/eval-ding-$split.json"
+    $RNNMT evaluate --model "$RUN" --testset ding:$split --json "$RUN/eval-ding-$split.json" "${REV[@]}"
     MORE+=(--extra "ding:$split=$RUN/eval-ding-$split.json")
   done
   MORE+=(--title "rnnmt everyday ${NAME#everyday-} (Multi30k + Ding)")
 fi
-$RNNMT bench --model "$RUN" --json "$RUN/bench.json"
+$RNNMT bench --model "$RUN" --json "$RUN/bench.json" "${REV[@]}"
 .venv/bin/python -m training.release --run "$RUN" --out "$OUT" "${STAGE_ARGS[@]}" \
   --val "$RUN/eval-val.json" --test "$RUN/eval-test.json" --bench "$RUN/bench.json" "${MORE[@]}"

@@ -50,3 +50,22 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     train(config, root / "model", device="cpu")
     return root / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_reverse_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny task the other way round: a de->en model folder trained on the same pairs swapped (the reverse
+    model that reranks tiny_model_dir's beams)."""
+    from training.config import load_config
+    from training.trainer import train
+
+    root = tmp_path_factory.mktemp("tiny-reverse")
+    swap = {"data.train_src": "data.train_tgt", "data.train_tgt": "data.train_src",
+            "data.valid_src": "data.valid_tgt", "data.valid_tgt": "data.valid_src", "data.pair": "data.pair"}
+    overrides = []
+    for item in tiny_overrides(root / "data", root / "prepared"):
+        key, value = item.split("=", 1)
+        overrides.append(f"{swap[key]}={'de-en' if key == 'data.pair' else value}" if key in swap else item)
+    torch.manual_seed(0)
+    train(load_config(None, overrides), root / "model", device="cpu")
+    return root / "model"

@@ -84,7 +84,7 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
                  max_sentences: int, rounds: int = 3) -> dict[str, Any]:
     """Throughput of translating `max_sentences` sources: the best of `rounds`, as the matmul limit is
     (on a shared VM one round of greedy batch 64 varied by +-15% from the next)."""
-    config = translator.defaults.changed(beam_size=beam, n_best=1)
+    config = translator.defaults.changed(beam_size=beam, n_best=1, reverse_weight=0.0)  # search alone
     translator.max_batch_size, translator.batch_tokens = batch_size, 10**9
     texts = sources[:max_sentences]
     translator.translate(texts[: min(len(texts), batch_size)], config)  # warm-up
@@ -105,8 +105,10 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
             "limit_fraction": float(f"{flops / seconds / 1e9 / gflops:.3g}")}  # 3 significant digits
 
 
-def bench_latency(translator: Translator, sources: list[str], beam: int, count: int) -> dict[str, float]:
-    config = translator.defaults.changed(beam_size=beam)
+def bench_latency(translator: Translator, sources: list[str], beam: int, count: int,
+                  rerank: bool = False) -> dict[str, float]:
+    """p50/p95 of one sentence at a time; rerank: with the reverse model's reranking (the model's weight)."""
+    config = translator.defaults.changed(beam_size=beam, reverse_weight=None if rerank else 0.0)
     times = []
     for text in sources[:count]:
         start = time.perf_counter()
@@ -151,6 +153,9 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
     decode, per_precision = [], []
     for precision in resolved:
         model.use_kernel(choose_kernel(c, translator.device, precision))
+        if translator.reverse is not None:
+            reverse = translator.reverse.model
+            reverse.use_kernel(choose_kernel(reverse.config, translator.device, precision))
         gflops = machine_matmul_gflops(limit_rounds, precision)
         decode += [{"precision": precision, **bench_decode(translator, sources, beam, batch, gflops,
                                                             max_sentences if batch > 1 else 64)}
@@ -158,9 +163,11 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
         translator.max_batch_size, translator.batch_tokens = 64, 10**9
         latency = bench_latency(translator, sources, translator.defaults.beam_size, latency_count)
         greedy_latency = bench_latency(translator, sources, 1, latency_count)
+        reranked = (bench_latency(translator, sources, translator.defaults.beam_size, latency_count, rerank=True)
+                    if translator.reranks(translator.defaults) else None)
         per_precision.append({"precision": precision, "kernel": model.kernel.name,
                               "machine_matmul_gflops": round(gflops, 1), "latency_ms": latency,
-                              "greedy_latency_ms": greedy_latency})
+                              "greedy_latency_ms": greedy_latency, "reranked_latency_ms": reranked})
     train_tps = bench_training(translator, sources, targets, train_steps, 1100) if targets else None
     first = per_precision[0]
     return {
@@ -191,6 +198,10 @@ def format_report(report: dict[str, Any]) -> str:
         lat = p["latency_ms"]
         lines.append(f"single-sentence latency, {p['precision']} (beam {lat['beam_size']}): p50 {lat['p50']} ms, "
                      f"p95 {lat['p95']} ms")
+        if p.get("reranked_latency_ms"):
+            rr = p["reranked_latency_ms"]
+            lines.append(f"single-sentence latency, {p['precision']} (beam {rr['beam_size']} reranked by the reverse "
+                         f"model): p50 {rr['p50']} ms, p95 {rr['p95']} ms")
         if p.get("greedy_latency_ms"):
             greedy = p["greedy_latency_ms"]
             lines.append(f"single-sentence latency, {p['precision']} (greedy): p50 {greedy['p50']} ms, "

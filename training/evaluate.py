@@ -87,7 +87,9 @@ def evaluate(translator: Translator, src_file: Path, ref_file: Path, config: Sea
     return {
         **scores.as_dict(),
         "src": str(src_file), "ref": str(ref_file), "sentences": len(sources),
-        "decode": asdict(config), "wall_time_s": round(seconds, 2),
+        "decode": asdict(config),
+        "reranked_with": translator.reverse.bundle.name if translator.reranks(config) else None,
+        "wall_time_s": round(seconds, 2),
         "sentences_per_s": round(len(sources) / seconds, 1),
         "model": str(translator.bundle.path), "hypotheses": hypotheses,
     }

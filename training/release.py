@@ -54,10 +54,10 @@ def tuning_lines(tuning: dict[str, Any] | None) -> list[str]:
         return []
     names = tuning["dev_sets"]
     lines = [f"## Decoding defaults (`rnnmt tune` on {', '.join(names)}; mean BLEU, never a test set)",
-             "| beam | length penalty | " + " | ".join(names) + " | mean |",
-             "|---|---|" + "---|" * (len(names) + 1)]
-    lines += [f"| {r['beam_size']} | {r['length_penalty']} | " + " | ".join(str(r["bleu"][n]) for n in names)
-              + f" | {r['mean_bleu']} |" for r in tuning["grid"]]
+             "| beam | length penalty | reverse weight | " + " | ".join(names) + " | mean |",
+             "|---|---|---|" + "---|" * (len(names) + 1)]
+    lines += [f"| {r['beam_size']} | {r['length_penalty']} | {r.get('reverse_weight', 0.0)} | "
+              + " | ".join(str(r["bleu"][n]) for n in names) + f" | {r['mean_bleu']} |" for r in tuning["grid"]]
     return [*lines, ""]
 
 
@@ -160,7 +160,9 @@ def main() -> None:
 
     def decode(result: dict[str, Any]) -> str:
         d = result["decode"]
-        return f"beam {d['beam_size']}, length penalty {d['length_penalty']}"
+        reranked = (f", reranked by {result['reranked_with']} (weight {d['reverse_weight']})"
+                    if result.get("reranked_with") else "")
+        return f"beam {d['beam_size']}, length penalty {d['length_penalty']}{reranked}"
 
     extra = {name: json.loads(Path(path).read_text()) for name, path in (e.split("=", 1) for e in args.extra)}
     everyday = any(name.startswith("ding:") for name in extra)

@@ -93,19 +93,34 @@ def test_translate_streams_lines_in_order(tiny_model_dir: Path) -> None:
     assert result.stdout.decode().splitlines() == ["vier eins drei", "", "acht neun"]
 
 
-def test_bench_writes_the_documented_keys(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_translate_reranks_with_the_reverse_model_it_is_given(tiny_model_dir: Path,
+                                                              tiny_reverse_model_dir: Path) -> None:
+    result = rnnmt("translate", "--model", str(tiny_model_dir), "--reverse-weight", "1", stdin=b"one\n")
+    assert_user_error(result, "--reverse-weight needs the de->en model", "--reverse-model DIR")
+    result = rnnmt("translate", "--model", str(tiny_model_dir), "--reverse-model", str(tiny_reverse_model_dir),
+                   "--reverse-weight", "1", "--beam-size", "3", "--n-best", "2", stdin=b"three one four\n")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [line.split("\t") for line in result.stdout.decode().splitlines() if line]
+    assert len(rows) == 2 and all(len(row) == 3 for row in rows)  # score, reverse score, text
+    assert [float(a) + float(b) for a, b, _ in rows] == sorted((float(a) + float(b) for a, b, _ in rows),
+                                                               reverse=True)
+
+
+def test_bench_writes_the_documented_keys(tmp_path: Path, tiny_model_dir: Path, tiny_reverse_model_dir: Path) -> None:
     import json
 
     corpus = tmp_path / "src.txt"
     corpus.write_text("three one four\nnine eight\none two three four\n" * 4)
     out = tmp_path / "bench.json"
     result = rnnmt("bench", "--model", str(tiny_model_dir), "--src", str(corpus), "--ref", str(corpus),
-                   "--max-sentences", "12", "--train-steps", "2", "--json", str(out))
+                   "--max-sentences", "12", "--train-steps", "2", "--json", str(out),
+                   "--reverse-model", str(tiny_reverse_model_dir), "--reverse-weight", "1")
     assert result.returncode == 0, result.stderr.decode()
     report = json.loads(out.read_text())
     for key in ("params", "flops_per_target_token", "machine_matmul_gflops", "train_tokens_per_s", "peak_rss_mb"):
         assert report[key] > 0, key
     assert set(report["latency_ms"]) >= {"p50", "p95"}
+    assert report["precisions"][0]["reranked_latency_ms"]["p50"] > 0  # the service's path when both are loaded
     assert {(r["search"], r["batch_size"]) for r in report["decode"]} == {
         ("greedy", 1), ("greedy", 64), ("beam5", 1), ("beam5", 64)}
     assert all(0 < r["limit_fraction"] < 1 and r["sentences_per_s"] > 0 for r in report["decode"])

@@ -13,6 +13,7 @@ from model.errors import InputError
 from model.translator import Translator
 from tests.training.test_cli_errors import assert_user_error, rnnmt
 from training.data import read_lines
+from training.evaluate import corpus_scores
 from training.tune import DevSet, check_dev_names, tune_decoding, write_decoding
 
 
@@ -40,3 +41,22 @@ def test_tuning_on_a_test_set_is_refused(tiny_model_dir: Path) -> None:
     result = rnnmt("tune", "--model", str(tiny_model_dir), "--testset", "multi30k:test_2016_flickr")
     assert_user_error(result, "dev sets only", "multi30k:test_2016_flickr")
     assert "tuning" not in json.loads((tiny_model_dir / "config.json").read_text())
+
+
+def test_tune_reranks_each_beam_with_every_reverse_weight(tiny_model_dir: Path, tiny_reverse_model_dir: Path) -> None:
+    """tune scores each beam once with the reverse model and reranks it per weight, offline: each row must be
+    what translating with that setting gives."""
+    sources = read_lines(tiny_model_dir.parent / "data" / "src.txt")[:30]
+    references = read_lines(tiny_model_dir.parent / "data" / "tgt.txt")[:30]
+    translator = Translator.from_folder(str(tiny_model_dir))
+    with pytest.raises(InputError, match="reverse model"):
+        tune_decoding(translator, [DevSet("mine:dev", sources, references)], [3], [1.0], [0.0, 1.0])
+    translator.use_reverse(Translator.from_folder(str(tiny_reverse_model_dir)))
+    result = tune_decoding(translator, [DevSet("mine:dev", sources, references)], [1, 3], [1.0], [0.0, 1.0, 4.0])
+    assert [(r["beam_size"], r["reverse_weight"]) for r in result["grid"]] == [(1, 0.0), (3, 0.0), (3, 1.0), (3, 4.0)]
+    for row in result["grid"]:
+        config = translator.defaults.changed(beam_size=row["beam_size"], length_penalty=1.0,
+                                             reverse_weight=row["reverse_weight"], n_best=1)
+        online = corpus_scores([t.text for t in translator.translate(sources, config)], references).bleu
+        assert row["bleu"]["mine:dev"] == online
+    assert set(result["best"]) == {"beam_size", "length_penalty", "reverse_weight"}

@@ -1,0 +1,82 @@
+"""Reranking a beam's hypotheses with the reverse model: does the translation still say what the source said?
+
+A small model's beam often ends on a fluent sentence that drops or invents content ("Es wird nicht, wie er?").
+The model of the opposite direction (target -> source) tells those apart: it gives a faithful hypothesis a
+higher probability of having produced the source. The ranking score of a hypothesis y of source x becomes
+
+    score(y) = log p(y | x) / lp(|y|)  +  weight * log p(x | y) / |x|
+
+the search's own length-normalized score plus the reverse model's log-probability of the source per source
+token (EOS included). This is the channel model of noisy-channel reranking without its language model
+(Yee et al. 2019, arXiv:1908.05731), the "reverse model" feature of n-best rescoring in Marian and WMT
+systems. `weight` is a decoding setting (SearchConfig.reverse_weight) that `rnnmt tune` chooses on dev sets;
+0 ranks by the forward model alone. Reranking needs beam search (greedy has nothing to choose from) and a
+reverse model loaded beside the forward one (Translator.use_reverse).
+
+The reverse scores come from the search step itself, fed the source's tokens (`forced_log_probs`): the same
+kernel, at the same precision, as the reverse model translates with, so int8 models rerank too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from model.config import BOS_ID, EOS_ID, PAD_ID
+from model.kernels.selection import chunk_maxima, log_normalizer
+from model.seq2seq import Seq2Seq
+
+if TYPE_CHECKING:
+    from model.translator import Translation, TranslationHypothesis, Translator
+
+
+@torch.inference_mode()
+def forced_log_probs(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
+                     tgt: torch.Tensor) -> torch.Tensor:
+    """log p(tgt | src) of each row, summed over its tokens: the search step fed tgt one token at a time.
+
+    src: (batch, src_len), tgt: (batch, tgt_len) padded with PAD_ID, each row's EOS included -> (batch,).
+    """
+    encoded = model.encode(src, src_lengths)
+    state = model.init_state(encoded)
+    rows = torch.arange(tgt.size(0), device=tgt.device)
+    prev = torch.full_like(rows, BOS_ID)
+    total = torch.zeros(tgt.size(0), device=tgt.device)
+    for t in range(tgt.size(1)):
+        logits, state, _ = model.decode_step(prev, state, encoded)  # (vocab, batch)
+        gold = tgt[:, t]  # (batch,)
+        step = logits[gold, rows] - log_normalizer(logits, chunk_maxima(logits))
+        total += step.masked_fill(gold == PAD_ID, 0.0)
+        prev = gold
+    return total
+
+
+def add_source_log_probs(reverse: Translator, translations: list[Translation]) -> None:
+    """Store in every hypothesis the reverse model's log p(source | hypothesis) per source token."""
+    pairs = [(hyp, t.source) for t in translations for hyp in t.hypotheses]
+    if not pairs:
+        return
+    hyp_ids = [s.ids or [EOS_ID] for s in reverse.encode([hyp.text for hyp, _ in pairs])]
+    unique = list(dict.fromkeys(source for _, source in pairs))
+    encoded = reverse.bundle.tgt_tokenizer.encode([" ".join(s.split()) for s in unique])
+    src_ids = {s: ids[: reverse.max_src_tokens - 1] + [EOS_ID] for s, ids in zip(unique, encoded)}
+    device = reverse.device
+    for group in reverse.batches([len(ids) for ids in hyp_ids]):
+        pad = torch.nn.utils.rnn.pad_sequence
+        src = pad([torch.tensor(hyp_ids[i]) for i in group], batch_first=True, padding_value=PAD_ID)
+        tgt = pad([torch.tensor(src_ids[pairs[i][1]]) for i in group], batch_first=True, padding_value=PAD_ID)
+        lengths = torch.tensor([len(hyp_ids[i]) for i in group])
+        totals = forced_log_probs(reverse.model, src.to(device), lengths.to(device), tgt.to(device)).tolist()
+        for i, total in zip(group, totals):
+            pairs[i][0].source_log_prob = total / len(src_ids[pairs[i][1]])
+
+
+def reranked(translations: list[Translation], weight: float, n_best: int) -> list[Translation]:
+    """The translations with their hypotheses ordered by score + weight * source_log_prob, the best n_best kept
+    (new Translation objects: tune reranks the same beams with several weights)."""
+    def rank(hyp: TranslationHypothesis) -> float:
+        return hyp.score + weight * (hyp.source_log_prob or 0.0)
+
+    return [replace(t, hypotheses=sorted(t.hypotheses, key=rank, reverse=True)[:n_best]) for t in translations]
