@@ -54,8 +54,9 @@ def forced_log_probs(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tenso
 
 
 def add_source_log_probs(reverse: Translator, translations: list[Translation]) -> None:
-    """Store in every hypothesis the reverse model's log p(source | hypothesis) per source token."""
-    pairs = [(hyp, t.source) for t in translations for hyp in t.hypotheses]
+    """Store in every hypothesis the reverse model's log p(source | hypothesis) per source token (translations of
+    empty sources, which were not searched, are left as they are)."""
+    pairs = [(hyp, t.source) for t in translations if t.src_pieces for hyp in t.hypotheses]
     if not pairs:
         return
     hyp_ids = [s.ids or [EOS_ID] for s in reverse.encode([hyp.text for hyp, _ in pairs])]
@@ -63,8 +64,8 @@ def add_source_log_probs(reverse: Translator, translations: list[Translation]) -
     encoded = reverse.bundle.tgt_tokenizer.encode([" ".join(s.split()) for s in unique])
     src_ids = {s: ids[: reverse.max_src_tokens - 1] + [EOS_ID] for s, ids in zip(unique, encoded)}
     device = reverse.device
+    pad = torch.nn.utils.rnn.pad_sequence
     for group in reverse.batches([len(ids) for ids in hyp_ids]):
-        pad = torch.nn.utils.rnn.pad_sequence
         src = pad([torch.tensor(hyp_ids[i]) for i in group], batch_first=True, padding_value=PAD_ID)
         tgt = pad([torch.tensor(src_ids[pairs[i][1]]) for i in group], batch_first=True, padding_value=PAD_ID)
         lengths = torch.tensor([len(hyp_ids[i]) for i in group])

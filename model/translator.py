@@ -161,7 +161,7 @@ class Translator:
             for i, translation in zip(rows, self._search([sources[i] for i in rows], searched, max_rows)):
                 results[i] = translation
         if rerank:  # by the reverse model's score of each source (model/rerank.py), then cut to n_best
-            add_source_log_probs(self.reverse, [t for t in results if t.src_pieces])
+            add_source_log_probs(self.reverse, results)
             results = reranked(results, config.reverse_weight, config.n_best)
         return results  # type: ignore[return-value]
 

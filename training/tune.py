@@ -57,7 +57,7 @@ def tune_decoding(translator: Translator, dev_sets: list[DevSet], beam_sizes: li
         for dev in dev_sets:
             translations = translator.translate(dev.sources, config)  # the whole beam, best first
             if any(w > 0 for w in weights):
-                add_source_log_probs(translator.reverse, [t for t in translations if t.src_pieces])
+                add_source_log_probs(translator.reverse, translations)
             for weight in weights:
                 scores = corpus_scores([t.text for t in reranked(translations, weight, 1)], dev.references)
                 bleu[weight][dev.name], signature = scores.bleu, scores.bleu_signature
