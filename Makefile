@@ -47,6 +47,11 @@ clean:
 release-models: install test-deps
 	scripts/release-model.sh everyday-en-de
 	scripts/release-model.sh everyday-de-en
+	# The right-to-left models start from the released ones; then those are tuned again, reranked by them.
+	scripts/release-model.sh everyday-en-de-r2l
+	scripts/release-model.sh everyday-de-en-r2l
+	scripts/release-model.sh everyday-en-de
+	scripts/release-model.sh everyday-de-en
 	scripts/release-model.sh en-fr
 	scripts/release-model.sh fr-en
 	scripts/release-model.sh en-cs

@@ -177,13 +177,24 @@ class KeepAliveClient:
         return await self.request("POST", path, json.dumps(body).encode())
 
     async def request(self, method: str, path: str, payload: bytes | None = None) -> int:
-        """Send one request (a JSON body, if any); read the whole response into last_head and last_body."""
+        """Send one request (a JSON body, if any); read the whole response into last_head and last_body.
+
+        A kept-alive connection the server closed while it sat idle (uvicorn's keep-alive timeout is 5 s: the
+        warm-up's first connections wait that long for the last ones when nothing batches) is opened again and
+        the request sent once more, as browsers and HTTP libraries do; a new connection closed is an error."""
+        reused = self.writer is not None
         await self.connect()
         body_headers = ("" if payload is None
                         else f"\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}")
         self.writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}{body_headers}"
                           f"{self.extra_headers}\r\n\r\n".encode() + (payload or b""))
-        head = self.last_head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        try:
+            head = self.last_head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            await self.close()
+            return await self.request(method, path, payload)
         status = int(head.split(" ", 2)[1])
         length = re.search(r"^content-length:\s*(\d+)", head, re.I | re.M)
         if length is None:

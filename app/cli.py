@@ -145,6 +145,7 @@ def _search_config(translator, args: argparse.Namespace, **changes):
     return translator.defaults.changed(beam_size=args.beam_size, n_best=getattr(args, "n_best", None),
                                        length_penalty=getattr(args, "length_penalty", None),
                                        reverse_weight=getattr(args, "reverse_weight", None),
+                                       right_to_left_weight=getattr(args, "right_to_left_weight", None),
                                        stop_early=False if getattr(args, "exact_stop", False) else None, **changes)
 
 
@@ -158,34 +159,40 @@ def _translator(args: argparse.Namespace, precision: str | None = None):
                                       max_batch_size=getattr(args, "batch_size", None) or 128)
 
     translator = load(args.model)
-    reverse = _reverse_folder(args, translator)
+    reverse = _reranker_folder(args, translator, "reverse")
     if reverse is not None:
         translator.use_reverse(load(str(reverse)))
+    right_to_left = _reranker_folder(args, translator, "right_to_left")
+    if right_to_left is not None:
+        translator.use_right_to_left(load(str(right_to_left)))
     return translator
 
 
-def _reverse_folder(args: argparse.Namespace, translator) -> Path | None:
-    """The reverse model that reranks the beams (model/rerank.py): --reverse-model, else the folder beside the
-    model that translates the other way, when the settings rerank (a weight > 0) or tune may choose to."""
-    from model.checkpoint import find_reverse_folder
+def _reranker_folder(args: argparse.Namespace, translator, role: str) -> Path | None:
+    """A model that reranks the beams (model/rerank.py), role 'reverse' or 'right_to_left': --reverse-model /
+    --right-to-left-model, else the folder beside the model that has that role, when the settings rerank with it
+    (a weight > 0) or tune may choose to."""
+    from model.checkpoint import find_reverse_folder, find_right_to_left_folder
     from model.errors import InputError
 
-    named = getattr(args, "reverse_model", None)
+    option = role.replace("_", "-")
+    named = getattr(args, f"{role}_model", None)
     if named == "none":
         return None
     if named:
         return Path(named)
-    weight = getattr(args, "reverse_weight", None)
-    wanted = weight if weight is not None else translator.defaults.reverse_weight
-    if wanted <= 0 and not getattr(args, "reverse_weights", None):
+    weight = getattr(args, f"{role}_weight", None)
+    wanted = weight if weight is not None else getattr(translator.defaults, f"{role}_weight")
+    if wanted <= 0 and not any(w > 0 for w in getattr(args, f"{role}_weights", None) or ()):
         return None
-    found = find_reverse_folder(args.model)
+    found = (find_reverse_folder if role == "reverse" else find_right_to_left_folder)(args.model)
+    bundle = translator.bundle
+    what = (f"the {bundle.target_lang}->{bundle.source_lang} model" if role == "reverse"
+            else f"a right-to-left {bundle.source_lang}->{bundle.target_lang} model")
     if found is None and weight:
-        raise InputError(f"--reverse-weight needs the {translator.bundle.target_lang}->"
-                         f"{translator.bundle.source_lang} model: give --reverse-model DIR")
+        raise InputError(f"--{option}-weight needs {what}: give --{option}-model DIR")
     if found is None:
-        logging.getLogger(__name__).warning("no %s->%s model beside %s: beams are not reranked",
-                                            translator.bundle.target_lang, translator.bundle.source_lang, args.model)
+        logging.getLogger(__name__).warning("no %s beside %s: beams are not reranked with it", what, args.model)
     return found
 
 
@@ -203,9 +210,10 @@ def cmd_translate(args: argparse.Namespace) -> None:
         out = stack.enter_context(atomic_open(args.output, text=True)) if args.output else sys.stdout
         for translation in translator.translate_stream(_checked_utf8(lines), config, chunk_lines=chunk):
             if args.n_best > 1:
-                for hyp in translation.hypotheses:  # reranked: the reverse model's score too, in rank order
-                    reverse = "" if hyp.source_log_prob is None else f"{hyp.source_log_prob:.4f}\t"
-                    out.write(f"{hyp.score:.4f}\t{reverse}{hyp.text}\n")
+                for hyp in translation.hypotheses:  # reranked: the second opinions' scores too, in rank order
+                    opinions = "".join(f"{value:.4f}\t" for value in (hyp.source_log_prob, hyp.right_to_left_log_prob)
+                                       if value is not None)
+                    out.write(f"{hyp.score:.4f}\t{opinions}{hyp.text}\n")
                 out.write("\n")
             else:
                 out.write(translation.text + "\n")
@@ -255,8 +263,9 @@ def cmd_tune(args: argparse.Namespace) -> None:
     for name in args.testset:
         src, ref = resolve_testset(name, bundle.source_lang, bundle.target_lang, args.data_dir)
         dev_sets.append(DevSet(name, read_lines(src), read_lines(ref)))
-    weights = args.reverse_weights if translator.reverse is not None else [0.0]
-    result = tune_decoding(translator, dev_sets, args.beam_sizes, args.length_penalties, weights)
+    reverse = args.reverse_weights if translator.reverse is not None else [0.0]
+    right_to_left = args.right_to_left_weights if translator.right_to_left is not None else [0.0]
+    result = tune_decoding(translator, dev_sets, args.beam_sizes, args.length_penalties, reverse, right_to_left)
     print(format_tuning(result))
     if not args.dry_run:
         write_decoding(Path(args.model), result)
@@ -531,7 +540,7 @@ def _add_decode_options(parser: argparse.ArgumentParser, precision: bool = True)
     parser.add_argument("--beam-size", type=_positive_int, default=None, help="1 = greedy (default: the model's)")
     parser.add_argument("--n-best", type=_positive_int, default=1)
     parser.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (0 = raw log-prob)")
-    _add_reverse_options(parser)
+    _add_reranker_options(parser)
     parser.add_argument("--exact-stop", action="store_true",
                         help="beam search goes on until no alive beam can win (slower; default: stop at "
                              "beam-size finished hypotheses, as fairseq)")
@@ -543,13 +552,19 @@ def _add_decode_options(parser: argparse.ArgumentParser, precision: bool = True)
                                  "this CPU supports)")
 
 
-def _add_reverse_options(parser: argparse.ArgumentParser, weight: bool = True) -> None:
+def _add_reranker_options(parser: argparse.ArgumentParser, weight: bool = True) -> None:
     parser.add_argument("--reverse-model", default=None, metavar="DIR",
                         help="the model of the opposite direction that reranks beams (default: the folder beside "
-                             "--model that translates the other way; 'none': no reranking)")
+                             "--model that translates the other way; 'none': no reranking with it)")
+    parser.add_argument("--right-to-left-model", default=None, metavar="DIR",
+                        help="the right-to-left model of this direction that reranks beams (default: the one beside "
+                             "--model; 'none': no reranking with it)")
     if weight:
         parser.add_argument("--reverse-weight", type=float, default=None,
                             help="weight of the reverse model's score in reranking (0 = off; default: the model's)")
+        parser.add_argument("--right-to-left-weight", type=float, default=None,
+                            help="weight of the right-to-left model's score in reranking (0 = off; default: the "
+                                 "model's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -634,7 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reverse-weights", type=_float_list, default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0], metavar="LIST",
                    help="reranking weights of the reverse model (model/rerank.py), tried on every beam; "
                         "only 0 when no reverse model is found")
-    _add_reverse_options(p, weight=False)
+    p.add_argument("--right-to-left-weights", type=_float_list, default=[0.0, 0.5, 1.0, 1.5, 2.0], metavar="LIST",
+                   help="reranking weights of the right-to-left model, tried with every reverse weight; only 0 "
+                        "when no right-to-left model is found")
+    _add_reranker_options(p, weight=False)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8", "auto"])

@@ -125,6 +125,8 @@ class ModelRegistry:
         self.routes: dict[tuple[str, str], Route] = {}
         self.detector: LanguageDetector | None = None
         self.broken: dict[str, str] = {}  # model folder name -> why it could not be loaded
+        # right-to-left models (ModelConfig.right_to_left) rerank their direction's beams; they are not served
+        self.right_to_left: dict[tuple[str, str], Translator] = {}
         self.loaded = False
 
     def load(self) -> None:
@@ -146,13 +148,19 @@ class ModelRegistry:
             if bundle.model.config.attention == "none":
                 log.info("%s has no attention: return_attention will give null", folder.name)
             pair = (bundle.source_lang, bundle.target_lang)
+            if bundle.model.config.right_to_left:
+                if pair not in self.right_to_left:
+                    self.right_to_left[pair] = Translator(bundle, batch_tokens=settings.max_batch_tokens,
+                                                          max_batch_size=settings.max_batch_sentences)
+                    log.info("loaded %s, a right-to-left %s-%s model that reranks", bundle.name, *pair)
+                continue
             if pair in self.models:
                 log.warning("skipping %s: %s-%s is already served by %s", folder, *pair, self.models[pair].name)
                 continue
             self.models[pair] = self._serve(bundle, read_bleu(folder))
             log.info("loaded %s (%s-%s, %d parameters) on %s, kernel %s", bundle.name, *pair,
                      bundle.model.num_parameters(), device, bundle.model.kernel.name)
-        self.pair_reverse_models()
+        self.pair_rerankers()
         self.routes = plan_routes(self.models)
         sources = sorted({source for source, _ in self.models})
         if sources:
@@ -163,17 +171,24 @@ class ModelRegistry:
         gc.collect()  # loading's cyclic garbage first, so that its pages go back too
         release_free_memory()  # what loading left in the heap (fp16 staging, weights packed away): ~30 MB
 
-    def pair_reverse_models(self) -> None:
-        """Each model whose opposite direction is loaded too reranks its beams with it (model/rerank.py), with
-        the weight its decoding settings give (0 in a folder that was not tuned for it)."""
+    def pair_rerankers(self) -> None:
+        """Each model reranks its beams (model/rerank.py) with its opposite direction's model and its own
+        direction's right-to-left model, those that are loaded too, with the weights its decoding settings give
+        them (0 in a folder that was not tuned for them)."""
         for (source, target), loaded in self.models.items():
-            reverse = self.models.get((target, source))
+            translator, defaults = loaded.translator, loaded.translator.defaults
+            reverse, right_to_left = self.models.get((target, source)), self.right_to_left.get((source, target))
             if reverse is not None:
-                loaded.translator.use_reverse(reverse.translator)
-                if loaded.translator.defaults.reverse_weight > 0:
-                    loaded.info.reranks_with = reverse.name
-                    log.info("%s reranks its beams with %s (weight %g)", loaded.name, reverse.name,
-                             loaded.translator.defaults.reverse_weight)
+                translator.use_reverse(reverse.translator)
+            if right_to_left is not None:
+                translator.use_right_to_left(right_to_left)
+            weighted = [(reverse.bundle if reverse else None, defaults.reverse_weight),
+                        (right_to_left.bundle if right_to_left else None, defaults.right_to_left_weight)]
+            loaded.info.reranks_with = [bundle.name for bundle, weight in weighted if bundle and weight > 0]
+            if loaded.info.reranks_with:
+                log.info("%s reranks its beams with %s (weights: reverse %g, right-to-left %g)", loaded.name,
+                         " and ".join(loaded.info.reranks_with), defaults.reverse_weight,
+                         defaults.right_to_left_weight)
 
     def _serve(self, bundle: ModelBundle, bleu: float | None) -> LoadedModel:
         s = self.settings
@@ -209,6 +224,7 @@ class ModelRegistry:
         for model in self.models.values():
             model.batcher.close()
         self.models.clear()
+        self.right_to_left.clear()
 
 
 def plan_routes(models: dict[tuple[str, str], LoadedModel], pivot: str = "en") -> dict[tuple[str, str], Route]:

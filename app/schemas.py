@@ -53,6 +53,10 @@ class DecodeOptions(BaseModel):
     reverse_weight: float | None = Field(None, ge=0.0, le=10.0, description="rerank the beam with the reverse "
                                          "model (its log-probability of the source, per token, times this "
                                          "weight); 0 = off; default: the model's (/languages: reranks_with)")
+    right_to_left_weight: float | None = Field(None, ge=0.0, le=10.0, description="rerank the beam with the "
+                                               "right-to-left model (its log-probability of each alternative read "
+                                               "last word first, per token, times this weight); 0 = off; default: "
+                                               "the model's")
     return_attention: bool = Field(False, description="add the attention matrix of every sentence")
 
     _integers = field_validator("beam_size", "n_best", "max_length", mode="before")(json_integer)
@@ -62,13 +66,15 @@ class DecodeOptions(BaseModel):
         least n_best: the beam is widened (a rule JSON Schema cannot state, so no 422)."""
         limits = {} if self.max_length is None else {"max_len_a": 0.0, "max_len_b": self.max_length + 1}
         return defaults.changed(beam_size=max(self.beam_size or defaults.beam_size, self.n_best), n_best=self.n_best,
-                                reverse_weight=self.reverse_weight, return_attention=self.return_attention, **limits)
+                                reverse_weight=self.reverse_weight, right_to_left_weight=self.right_to_left_weight,
+                                return_attention=self.return_attention, **limits)
 
     def best_only(self) -> DecodeOptions:
         """The best hypothesis only, with the beam this request would search (a pivot's first leg)."""
         beam = None if self.beam_size is None else max(self.beam_size, self.n_best)
         return DecodeOptions(beam_size=beam, n_best=1, max_length=self.max_length,
-                             reverse_weight=self.reverse_weight, return_attention=self.return_attention)
+                             reverse_weight=self.reverse_weight, right_to_left_weight=self.right_to_left_weight,
+                             return_attention=self.return_attention)
 
 
 class TranslateRequest(DecodeOptions):
@@ -162,9 +168,9 @@ class ModelInfo(BaseModel):
     parameters: int
     precision: str = Field("fp32", description="what the decoder computes in (RNNMT_PRECISION)")
     kernel: str = Field("", description="the decoding kernel chosen when the model loaded", examples=["feature-major"])
-    reranks_with: str | None = Field(None, description="the reverse model that reranks this model's beams (when "
-                                     "loaded too and the decoding settings give it a weight)",
-                                     examples=["everyday-de-en"])
+    reranks_with: list[str] = Field(default_factory=list, description="the models that rerank this model's beams: "
+                                    "its reverse and its right-to-left model, when loaded too and the decoding "
+                                    "settings give them a weight", examples=[["everyday-de-en", "everyday-en-de-r2l"]])
 
 
 class TranslateResponse(BaseModel):
@@ -195,7 +201,7 @@ class LanguagePair(BaseModel):
     bleu: float | None = Field(None, description="test BLEU from the model folder's metrics.json")
     pivot: str | None = Field(None, description="the language translated through, when no model serves the pair")
     models: list[str] = Field(default_factory=list, description="the models used, in order")
-    reranks_with: str | None = Field(None, description="the reverse model that reranks the model's beams")
+    reranks_with: list[str] = Field(default_factory=list, description="the models that rerank the model's beams")
 
 
 class LanguagesResponse(BaseModel):

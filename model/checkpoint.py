@@ -201,11 +201,26 @@ def load_model_folder(folder: str | Path, device: str | torch.device = "cpu", pr
 
 
 def find_reverse_folder(folder: str | Path) -> Path | None:
-    """The model folder beside `folder` that translates the other way (its source and target swapped), if any:
-    where reranking finds its reverse model (model/rerank.py) when none is named."""
-    folder = Path(folder)
-    config = read_config(folder)
-    wanted = (config.get("target_lang"), config.get("source_lang"))
+    """The model folder beside `folder` that translates the other way (its source and target swapped, left to
+    right), if any: where reranking finds its reverse model (model/rerank.py) when none is named."""
+    config = read_config(Path(folder))
+    return _sibling(Path(folder), (config.get("target_lang"), config.get("source_lang")), right_to_left=False)
+
+
+def find_right_to_left_folder(folder: str | Path) -> Path | None:
+    """The right-to-left model folder beside `folder` of the same direction (ModelConfig.right_to_left), if any:
+    reranking's second opinion (model/rerank.py) when none is named."""
+    config = read_config(Path(folder))
+    return _sibling(Path(folder), (config.get("source_lang"), config.get("target_lang")), right_to_left=True)
+
+
+def is_right_to_left(config: dict) -> bool:
+    """Whether a config.json describes a right-to-left model (a reranker, not a translator to serve)."""
+    model = config.get("model")
+    return isinstance(model, dict) and model.get("right_to_left") is True
+
+
+def _sibling(folder: Path, langs: tuple[Any, Any], right_to_left: bool) -> Path | None:
     for sibling in sorted(folder.absolute().parent.iterdir()):
         if sibling.name.startswith(".") or sibling.resolve() == folder.resolve() or not (sibling / CONFIG).is_file():
             continue
@@ -213,6 +228,6 @@ def find_reverse_folder(folder: str | Path) -> Path | None:
             other = read_config(sibling)
         except ModelLoadError:
             continue
-        if (other.get("source_lang"), other.get("target_lang")) == wanted:
+        if (other.get("source_lang"), other.get("target_lang")) == langs and is_right_to_left(other) == right_to_left:
             return sibling
     return None

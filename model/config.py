@@ -34,6 +34,7 @@ class ModelConfig:
     dropout: float = 0.3  # between layers and on the readout
     emb_dropout: float = 0.2
     tie_embeddings: str = "decoder"  # none | decoder (tgt emb = output proj) | all (three-way, joint vocab)
+    right_to_left: bool = False  # writes the target's pieces last to first: a second opinion for reranking
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:

@@ -42,6 +42,9 @@ class SearchConfig:
     # Rerank the beam by adding this weight times the reverse model's log p(source | hypothesis) per source token
     # (model/rerank.py); 0 = off. Needs beam search and a reverse model (Translator.use_reverse).
     reverse_weight: float = 0.0
+    # ... and this weight times the right-to-left model's log p(hypothesis | source) per target token; 0 = off.
+    # Needs beam search and a right-to-left model of the same direction (Translator.use_right_to_left).
+    right_to_left_weight: float = 0.0
     return_attention: bool = False
     # True: a sentence is done once it has beam_size finished hypotheses (fairseq's rule). False: only
     # when no alive beam could still beat the worst finished one, even at the maximum length: exact for
@@ -55,8 +58,9 @@ class SearchConfig:
             raise InputError(f"n-best must be between 1 and the beam size ({self.beam_size}), got {self.n_best!r}")
         if self.length_penalty < 0 or self.max_len_a < 0 or self.max_len_b < 1 or self.min_length < 0:
             raise InputError("length penalty, max_len_a and min_length must be >= 0 and max_len_b >= 1")
-        if not 0 <= self.reverse_weight <= 10:
-            raise InputError(f"reverse weight must be between 0 and 10, got {self.reverse_weight!r}")
+        for name in ("reverse_weight", "right_to_left_weight"):
+            if not 0 <= getattr(self, name) <= 10:
+                raise InputError(f"{name.replace('_', ' ')} must be between 0 and 10, got {getattr(self, name)!r}")
         if not isinstance(self.max_repeats, int) or self.max_repeats < 0:
             raise InputError(f"max_repeats must be a non-negative integer, got {self.max_repeats!r}")
 

@@ -4,7 +4,8 @@ SentencePiece-encode (`encode`, once: the service's batcher encodes a request wh
 tokens from that), then `translate_encoded`: beam search in length-sorted batches of at most `batch_tokens`
 padded source tokens; greedy search over all the sentences at once, longest first, keeping its rows full by
 admitting the next sentences as others finish (model/search.py); restore the input order, decode; with a reverse
-model (`use_reverse`) and a reverse weight, rerank each beam (model/rerank.py). Empty lines stay empty. Safe to
+model (`use_reverse`) or a right-to-left one (`use_right_to_left`) and its weight, rerank each beam
+(model/rerank.py). Empty lines stay empty. Safe to
 share between threads: nothing per-request is stored on the object or the model.
 """
 
@@ -20,7 +21,7 @@ import torch
 from model.checkpoint import ModelBundle, load_model_folder
 from model.config import EOS_ID
 from model.errors import InputError
-from model.rerank import add_source_log_probs, reranked
+from model.rerank import add_right_to_left_log_probs, add_source_log_probs, reranked
 from model.search import SearchConfig, search
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class TranslationHypothesis:
     tgt_pieces: list[str]
     attention: list[list[float]] | None = None  # (len(tgt_pieces) + 1 for EOS) x (len(src_pieces) + 1 for EOS)
     source_log_prob: float | None = None  # the reverse model's log p(source | text) per source token (model/rerank.py)
+    right_to_left_log_prob: float | None = None  # the right-to-left model's log p(text | source) per target token
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Translator:
         self.max_batch_size = max_batch_size
         self.max_src_tokens = max_src_tokens
         self.reverse: Translator | None = None  # the opposite direction's model, for reranking (use_reverse)
+        self.right_to_left: Translator | None = None  # this direction's right-to-left model (use_right_to_left)
 
     @classmethod
     def from_folder(cls, folder: str, device: str = "auto", precision: str = "fp32", **kwargs) -> Translator:
@@ -98,9 +101,21 @@ class Translator:
                              f"{self.bundle.source_lang}->{self.bundle.target_lang}")
         self.reverse = reverse
 
+    def use_right_to_left(self, right_to_left: Translator) -> None:
+        """Rerank beams with this right-to-left model of the same direction (model/rerank.py) when the decoding
+        settings give it a weight (SearchConfig.right_to_left_weight)."""
+        theirs, mine = right_to_left.bundle, self.bundle
+        if (theirs.source_lang, theirs.target_lang) != (mine.source_lang, mine.target_lang):
+            raise InputError(f"{theirs.source_lang}->{theirs.target_lang} is not {mine.source_lang}->"
+                             f"{mine.target_lang}: a right-to-left model reranks its own direction")
+        if not right_to_left.model.config.right_to_left or self.model.config.right_to_left:
+            raise InputError(f"{theirs.name} is not a right-to-left model, or {mine.name} is one itself")
+        self.right_to_left = right_to_left
+
     def reranks(self, config: SearchConfig) -> bool:
-        """Whether these settings rerank the beam with the reverse model."""
-        return config.beam_size > 1 and config.reverse_weight > 0 and self.reverse is not None
+        """Whether these settings rerank the beam with a second opinion (the reverse or right-to-left model)."""
+        return config.beam_size > 1 and (config.reverse_weight > 0 and self.reverse is not None
+                                         or config.right_to_left_weight > 0 and self.right_to_left is not None)
 
     def encode(self, texts: list[str]) -> list[Source]:
         """The texts as search's input (one SentencePiece call for all), whitespace runs made single spaces."""
@@ -160,9 +175,12 @@ class Translator:
         for rows in groups:
             for i, translation in zip(rows, self._search([sources[i] for i in rows], searched, max_rows)):
                 results[i] = translation
-        if rerank:  # by the reverse model's score of each source (model/rerank.py), then cut to n_best
-            add_source_log_probs(self.reverse, results)
-            results = reranked(results, config.reverse_weight, config.n_best)
+        if rerank:  # by the second opinions' scores (model/rerank.py), then cut to n_best
+            if config.reverse_weight > 0 and self.reverse is not None:
+                add_source_log_probs(self.reverse, results)
+            if config.right_to_left_weight > 0 and self.right_to_left is not None:
+                add_right_to_left_log_probs(self.right_to_left, results)
+            results = reranked(results, config)
         return results  # type: ignore[return-value]
 
     def _search(self, sources: list[Source], config: SearchConfig, max_rows: int | None) -> list[Translation]:
@@ -171,6 +189,11 @@ class Translator:
         src = torch.nn.utils.rnn.pad_sequence([torch.tensor(s.ids) for s in sources], batch_first=True)
         lengths = torch.tensor([len(s.ids) for s in sources])
         found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows)
+        if self.model.config.right_to_left:  # searched last piece first: put them in reading order
+            for h in (h for hyps in found for h in hyps):
+                h.tokens = h.tokens[::-1]
+                if h.attention is not None:  # (pieces + EOS, src): the pieces' rows reversed, EOS's row stays last
+                    h.attention = torch.cat([h.attention[:-1].flip(0), h.attention[-1:]])
         decoded = iter(tgt_tok.decode([h.tokens for hyps in found for h in hyps]))  # one call for them all
         return [Translation(source.text, src_tok.id_to_piece(source.ids[:-1]), [
             TranslationHypothesis(next(decoded), h.score, h.log_prob, tgt_tok.id_to_piece(h.tokens),

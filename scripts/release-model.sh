@@ -4,6 +4,8 @@
 # into released-models/.
 # Usage: scripts/release-model.sh en-de            (configs/multi30k-en-de.yaml)
 #        scripts/release-model.sh everyday-de-en   (configs/everyday-de-en.yaml; adds the Ding dev/test splits)
+#        scripts/release-model.sh everyday-en-de-r2l (a right-to-left model: trained and scored, not tuned; it
+#                                                   reranks released-models/everyday-en-de, which starts it)
 # A recipe NAME trains in two stages when configs/NAME-continue.yaml exists: that config starts from runs/NAME
 # (train.init_from) and trains runs/NAME-continue; the model released averages the best checkpoints both kept (runs/NAME-averaged).
 set -euo pipefail
@@ -29,11 +31,15 @@ else
 fi
 DEV=(--testset multi30k:val)
 [[ $NAME == everyday-* ]] && DEV+=(--testset ding:dev)
-# Beams are reranked by the released model of the other direction when there is one (model/rerank.py).
-REVERSE=released-models/${NAME%-*-*}-${NAME##*-}-${NAME: -5:2}
-REV=(--reverse-model none)
-[ -f "$REVERSE/config.json" ] && REV=(--reverse-model "$REVERSE")
-$RNNMT tune --model "$RUN" "${DEV[@]}" "${REV[@]}"
+# Beams are reranked (model/rerank.py) by the released model of the other direction and the released right-to-left
+# model of this one, those there are; a right-to-left model is scored as it is, alone.
+REV=(--reverse-model none --right-to-left-model none)
+if [[ $NAME != *-r2l ]]; then
+  REVERSE=released-models/${NAME%-*-*}-${NAME##*-}-${NAME: -5:2}
+  [ -f "$REVERSE/config.json" ] && REV[1]=$REVERSE
+  [ -f "released-models/$NAME-r2l/config.json" ] && REV[3]=released-models/$NAME-r2l
+  $RNNMT tune --model "$RUN" "${DEV[@]}" --beam-sizes "${BEAMS:-6,8}" "${REV[@]}"
+fi
 $RNNMT evaluate --model "$RUN" --testset multi30k:val --json "$RUN/eval-val.json" "${REV[@]}"
 $RNNMT evaluate --model "$RUN" --testset multi30k:test_2016_flickr --json "$RUN/eval-test.json" "${REV[@]}"
 MORE=()
@@ -42,7 +48,8 @@ if [[ $NAME == everyday-* ]]; then
     $RNNMT evaluate --model "$RUN" --testset ding:$split --json "$RUN/eval-ding-$split.json" "${REV[@]}"
     MORE+=(--extra "ding:$split=$RUN/eval-ding-$split.json")
   done
-  MORE+=(--title "rnnmt everyday ${NAME#everyday-} (Multi30k + Ding)")
+  TITLE=${NAME#everyday-}
+  MORE+=(--title "rnnmt everyday ${TITLE%-r2l}$([[ $NAME == *-r2l ]] && echo ' right-to-left') (Multi30k + Ding)")
 fi
 $RNNMT bench --model "$RUN" --json "$RUN/bench.json" "${REV[@]}"
 .venv/bin/python -m training.release --run "$RUN" --out "$OUT" "${STAGE_ARGS[@]}" \

@@ -69,3 +69,17 @@ def tiny_reverse_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     train(load_config(None, overrides), root / "model", device="cpu")
     return root / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_right_to_left_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny en->de task learnt right to left (model.right_to_left): the second opinion that reranks
+    tiny_model_dir's beams from the other end."""
+    from training.config import load_config
+    from training.trainer import train
+
+    root = tmp_path_factory.mktemp("tiny-right-to-left")
+    torch.manual_seed(0)
+    overrides = [*tiny_overrides(root / "data", root / "prepared"), "model.right_to_left=true"]
+    train(load_config(None, overrides), root / "model", device="cpu")
+    return root / "model"

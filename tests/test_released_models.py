@@ -12,7 +12,8 @@ from model.translator import Translator
 from training.release import checksums
 
 RELEASED = Path(__file__).resolve().parents[1] / "released-models"
-SHIPPED = ["everyday-en-de", "everyday-de-en", "multi30k-en-fr", "multi30k-fr-en", "multi30k-en-cs", "multi30k-cs-en"]
+SHIPPED = ["everyday-en-de", "everyday-de-en", "multi30k-en-fr", "multi30k-fr-en", "multi30k-en-cs", "multi30k-cs-en",
+           "everyday-en-de-r2l", "everyday-de-en-r2l"]  # the right-to-left ones rerank, and translate on their own too
 
 SENTENCES = {
     "en": ["A dog runs across the green grass.", "Two children are playing with a red ball.",

@@ -84,7 +84,8 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
                  max_sentences: int, rounds: int = 3) -> dict[str, Any]:
     """Throughput of translating `max_sentences` sources: the best of `rounds`, as the matmul limit is
     (on a shared VM one round of greedy batch 64 varied by +-15% from the next)."""
-    config = translator.defaults.changed(beam_size=beam, n_best=1, reverse_weight=0.0)  # search alone
+    config = translator.defaults.changed(beam_size=beam, n_best=1, reverse_weight=0.0,
+                                         right_to_left_weight=0.0)  # search alone
     translator.max_batch_size, translator.batch_tokens = batch_size, 10**9
     texts = sources[:max_sentences]
     translator.translate(texts[: min(len(texts), batch_size)], config)  # warm-up
@@ -107,8 +108,9 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
 
 def bench_latency(translator: Translator, sources: list[str], beam: int, count: int,
                   rerank: bool = False) -> dict[str, float]:
-    """p50/p95 of one sentence at a time; rerank: with the reverse model's reranking (the model's weight)."""
-    config = translator.defaults.changed(beam_size=beam, reverse_weight=None if rerank else 0.0)
+    """p50/p95 of one sentence at a time; rerank: with the model's reranking (model/rerank.py, its weights)."""
+    off = None if rerank else 0.0
+    config = translator.defaults.changed(beam_size=beam, reverse_weight=off, right_to_left_weight=off)
     times = []
     for text in sources[:count]:
         start = time.perf_counter()
@@ -153,9 +155,9 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
     decode, per_precision = [], []
     for precision in resolved:
         model.use_kernel(choose_kernel(c, translator.device, precision))
-        if translator.reverse is not None:
-            reverse = translator.reverse.model
-            reverse.use_kernel(choose_kernel(reverse.config, translator.device, precision))
+        for reranker in (translator.reverse, translator.right_to_left):
+            if reranker is not None:
+                reranker.model.use_kernel(choose_kernel(reranker.model.config, translator.device, precision))
         gflops = machine_matmul_gflops(limit_rounds, precision)
         decode += [{"precision": precision, **bench_decode(translator, sources, beam, batch, gflops,
                                                             max_sentences if batch > 1 else 64)}
@@ -200,8 +202,8 @@ def format_report(report: dict[str, Any]) -> str:
                      f"p95 {lat['p95']} ms")
         if p.get("reranked_latency_ms"):
             rr = p["reranked_latency_ms"]
-            lines.append(f"single-sentence latency, {p['precision']} (beam {rr['beam_size']} reranked by the reverse "
-                         f"model): p50 {rr['p50']} ms, p95 {rr['p95']} ms")
+            lines.append(f"single-sentence latency, {p['precision']} (beam {rr['beam_size']} reranked, "
+                         f"model/rerank.py): p50 {rr['p50']} ms, p95 {rr['p95']} ms")
         if p.get("greedy_latency_ms"):
             greedy = p["greedy_latency_ms"]
             lines.append(f"single-sentence latency, {p['precision']} (greedy): p50 {greedy['p50']} ms, "

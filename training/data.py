@@ -143,8 +143,11 @@ def pad(sequences: list[list[int]]) -> torch.Tensor:
     return out
 
 
-def make_batch(src_ids: list[list[int]], tgt_ids: list[list[int]]) -> Batch:
+def make_batch(src_ids: list[list[int]], tgt_ids: list[list[int]], right_to_left: bool = False) -> Batch:
+    """A batch; a right-to-left model (ModelConfig.right_to_left) learns each target's pieces last to first."""
     src = [s + [EOS_ID] for s in src_ids]
+    if right_to_left:
+        tgt_ids = [t[::-1] for t in tgt_ids]
     tgt_in = pad([[BOS_ID] + t for t in tgt_ids])
     tgt_out = pad([t + [EOS_ID] for t in tgt_ids])
     lengths = torch.tensor([len(s) for s in src], dtype=torch.long)

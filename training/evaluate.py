@@ -75,6 +75,14 @@ def resolve_testset(name: str, source_lang: str, target_lang: str, data_dir: str
     return multi30k_file(folder, split, source_lang), multi30k_file(folder, split, target_lang)
 
 
+def reranked_with(translator: Translator, config: SearchConfig) -> list[str]:
+    """The models whose scores rerank the beams under these settings (model/rerank.py)."""
+    if not translator.reranks(config):
+        return []
+    weighted = ((translator.reverse, config.reverse_weight), (translator.right_to_left, config.right_to_left_weight))
+    return [model.bundle.name for model, weight in weighted if model is not None and weight > 0]
+
+
 def evaluate(translator: Translator, src_file: Path, ref_file: Path, config: SearchConfig,
              lowercase: bool = False, tokenize: str | None = None) -> dict[str, Any]:
     sources, references = read_lines(src_file), read_lines(ref_file)
@@ -88,7 +96,7 @@ def evaluate(translator: Translator, src_file: Path, ref_file: Path, config: Sea
         **scores.as_dict(),
         "src": str(src_file), "ref": str(ref_file), "sentences": len(sources),
         "decode": asdict(config),
-        "reranked_with": translator.reverse.bundle.name if translator.reranks(config) else None,
+        "reranked_with": reranked_with(translator, config),
         "wall_time_s": round(seconds, 2),
         "sentences_per_s": round(len(sources) / seconds, 1),
         "model": str(translator.bundle.path), "hypotheses": hypotheses,

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from model.atomic import atomic_write, staged_folder
-from model.checkpoint import load_model_folder, read_config, save_model_folder
+from model.checkpoint import is_right_to_left, load_model_folder, read_config, save_model_folder
 from training.download import sha256_of
 
 CARD_FILES = ("config.json", "model.safetensors")
@@ -54,9 +54,10 @@ def tuning_lines(tuning: dict[str, Any] | None) -> list[str]:
         return []
     names = tuning["dev_sets"]
     lines = [f"## Decoding defaults (`rnnmt tune` on {', '.join(names)}; mean BLEU, never a test set)",
-             "| beam | length penalty | reverse weight | " + " | ".join(names) + " | mean |",
-             "|---|---|---|" + "---|" * (len(names) + 1)]
+             "| beam | length penalty | reverse weight | right-to-left weight | " + " | ".join(names) + " | mean |",
+             "|---|---|---|---|" + "---|" * (len(names) + 1)]
     lines += [f"| {r['beam_size']} | {r['length_penalty']} | {r.get('reverse_weight', 0.0)} | "
+              f"{r.get('right_to_left_weight', 0.0)} | "
               + " | ".join(str(r["bleu"][n]) for n in names) + f" | {r['mean_bleu']} |" for r in tuning["grid"]]
     return [*lines, ""]
 
@@ -160,8 +161,12 @@ def main() -> None:
 
     def decode(result: dict[str, Any]) -> str:
         d = result["decode"]
-        reranked = (f", reranked by {result['reranked_with']} (weight {d['reverse_weight']})"
-                    if result.get("reranked_with") else "")
+        weights = [d.get("reverse_weight", 0.0), d.get("right_to_left_weight", 0.0)]
+        named = result.get("reranked_with") or []
+        named = [named] if isinstance(named, str) else named  # cards of an earlier format named one model
+        weights = [w for w in weights if w > 0]
+        reranked = (", reranked by " + " and ".join(f"{name} (weight {w})" for name, w in zip(named, weights))
+                    if named else "")
         return f"beam {d['beam_size']}, length penalty {d['length_penalty']}{reranked}"
 
     extra = {name: json.loads(Path(path).read_text()) for name, path in (e.split("=", 1) for e in args.extra)}
@@ -172,7 +177,10 @@ def main() -> None:
             "title": args.title or f"rnnmt Multi30k {names.get(src, src)} → {names.get(tgt, tgt)}",
             "summary": f"A bidirectional-GRU encoder / GRU decoder with Bahdanau attention, trained with rnnmt on "
                        f"{'Multi30k + the Ding dictionary' if everyday else 'Multi30k'} {src}→{tgt} on a 2-core CPU. "
-                       "Weights stored as fp16 safetensors.",
+                       "Weights stored as fp16 safetensors."
+                       + (" It writes each translation right to left (model.right_to_left): the service does not "
+                          f"serve it as a translator, it reranks the {src}→{tgt} model's beams (model/rerank.py)."
+                          if is_right_to_left(read_config(args.run)) else ""),
             "data": (DING_DATA if everyday else MULTI30K_DATA)
                     + (GETTEXT_DATA if any(uses_gettext(config) for config in args.config) else ""),
             "extra": {name: {**result, "decode": decode(result)} for name, result in extra.items()},

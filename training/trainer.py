@@ -177,7 +177,7 @@ class Trainer:
             while not self._finished(steps_per_epoch):
                 batches = self.epoch_batches(p.epoch)
                 for indices in batches[p.batch_in_epoch:]:
-                    batch = make_batch(*self.train_data.pairs(indices)).to(self.device)
+                    batch = make_batch(*self.train_data.pairs(indices), self.model.config.right_to_left).to(self.device)
                     step_start = time.perf_counter()
                     nll, tokens = self.train_step(batch)
                     p.train_seconds += time.perf_counter() - step_start
@@ -214,7 +214,8 @@ class Trainer:
         data, nll, tokens = self.valid_data, 0.0, 0
         for indices in token_batches([len(s) for s in data.src], [len(s) for s in data.tgt],
                                      self.config.train.batch_tokens * 2, 0, 0, shuffle=False):
-            batch = make_batch([data.src[i] for i in indices], [data.tgt[i] for i in indices]).to(self.device)
+            batch = make_batch([data.src[i] for i in indices], [data.tgt[i] for i in indices],
+                               self.model.config.right_to_left).to(self.device)
             logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
             nll += float(smoothed_cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), 0.0, PAD_ID)[1])
             tokens += batch.num_tgt_tokens

@@ -1,5 +1,6 @@
-"""Reranking in the service: a model whose reverse is loaded too reranks its beams with it (the weight its
-config.json gives, or the request's), and says so in /languages. Against a real server."""
+"""Reranking in the service: a model whose reverse and right-to-left models are loaded too reranks its beams with
+them (the weights its config.json gives, or the request's), and says so in /languages; a right-to-left model is
+not served as a pair of its own. Against a real server."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ TEXTS = ["three one four", "nine nine two six", "five eight"]
 
 
 @pytest.fixture(scope="module")
-def models_dir(tiny_model_dir: Path, tiny_reverse_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def models_dir(tiny_model_dir: Path, tiny_reverse_model_dir: Path, tiny_right_to_left_model_dir: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rerank-models")
-    for name, source in {"tiny-en-de": tiny_model_dir, "tiny-de-en": tiny_reverse_model_dir}.items():
+    for name, source in {"tiny-en-de": tiny_model_dir, "tiny-de-en": tiny_reverse_model_dir,
+                         "tiny-en-de-r2l": tiny_right_to_left_model_dir}.items():
         shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("checkpoints"))
     config = json.loads((root / "tiny-en-de" / "config.json").read_text())
-    config["decoding"] = {**config.get("decoding", {}), "beam_size": 4, "reverse_weight": 2.0}
+    config["decoding"] = {**config.get("decoding", {}), "beam_size": 4, "reverse_weight": 2.0,
+                          "right_to_left_weight": 1.0}
     (root / "tiny-en-de" / "config.json").write_text(json.dumps(config))
     return root
 
@@ -37,33 +41,37 @@ def url(models_dir: Path) -> Iterator[str]:
 
 
 def test_languages_name_the_reranking_model(url: str) -> None:
-    pairs = {(p["source"], p["target"]): p for p in httpx.get(f"{url}/languages").json()["pairs"]}
-    assert pairs[("en", "de")]["reranks_with"] == "tiny-de-en"
-    assert pairs[("de", "en")]["reranks_with"] is None  # loaded both ways, but its settings give no weight
+    listed = httpx.get(f"{url}/languages").json()["pairs"]
+    pairs = {(p["source"], p["target"]): p for p in listed}
+    assert len(listed) == 2 and pairs[("en", "de")]["model"] == "tiny-en-de"  # the right-to-left model reranks only
+    assert pairs[("en", "de")]["reranks_with"] == ["tiny-de-en", "tiny-en-de-r2l"]
+    assert pairs[("de", "en")]["reranks_with"] == []  # loaded both ways, but its settings give no weight
 
 
-@pytest.mark.parametrize("weight", [None, 0.0, 4.0])
+@pytest.mark.parametrize("weights", [{}, {"reverse_weight": 0.0, "right_to_left_weight": 0.0},
+                                     {"reverse_weight": 4.0}, {"reverse_weight": 0.0, "right_to_left_weight": 5.0}])
 def test_the_service_translates_as_the_reranking_translator_does(url: str, models_dir: Path,
-                                                                 weight: float | None) -> None:
+                                                                 weights: dict[str, float]) -> None:
     translator = Translator.from_folder(str(models_dir / "tiny-en-de"), device="cpu")
     translator.use_reverse(Translator.from_folder(str(models_dir / "tiny-de-en"), device="cpu"))
-    config = translator.defaults.changed(n_best=2, reverse_weight=weight)
+    translator.use_right_to_left(Translator.from_folder(str(models_dir / "tiny-en-de-r2l"), device="cpu"))
+    config = translator.defaults.changed(n_best=2, **weights)
     expected = [[h.text for h in t.hypotheses] for t in translator.translate(TEXTS, config)]
-    body = {"text": TEXTS, "source": "en", "target": "de", "n_best": 2}
-    if weight is not None:
-        body["reverse_weight"] = weight
+    body = {"text": TEXTS, "source": "en", "target": "de", "n_best": 2, **weights}
     response = httpx.post(f"{url}/translate", json=body, timeout=60)
     assert response.status_code == 200, response.text
     got = [[a["text"] for a in item["alternatives"]] for item in response.json()["translations"]]
     assert got == expected
-    plain = [[h.text for h in t.hypotheses] for t in translator.translate(TEXTS, config.changed(reverse_weight=0.0))]
-    if weight == 0.0:  # off: the plain beam's order
+    off = config.changed(reverse_weight=0.0, right_to_left_weight=0.0)
+    plain = [[h.text for h in t.hypotheses] for t in translator.translate(TEXTS, off)]
+    if config == off:  # off: the plain beam's order
         assert got == plain
-    else:  # on (the model's 2.0, or the request's 4.0): "five eight" gets another second alternative
+    else:  # on (the model's weights, or the request's): some sentence gets another second alternative
         assert got != plain
 
 
-def test_a_reverse_weight_out_of_range_is_a_422(url: str) -> None:
-    response = httpx.post(f"{url}/translate", json={"text": "one", "source": "en", "target": "de",
-                                                    "reverse_weight": -1}, timeout=30)
-    assert response.status_code == 422 and "reverse_weight" in response.text
+@pytest.mark.parametrize("field", ["reverse_weight", "right_to_left_weight"])
+def test_a_weight_out_of_range_is_a_422(url: str, field: str) -> None:
+    response = httpx.post(f"{url}/translate", json={"text": "one", "source": "en", "target": "de", field: -1},
+                          timeout=30)
+    assert response.status_code == 422 and field in response.text

@@ -106,6 +106,20 @@ def test_translate_reranks_with_the_reverse_model_it_is_given(tiny_model_dir: Pa
                                                                reverse=True)
 
 
+def test_translate_reranks_with_both_second_opinions(tiny_model_dir: Path, tiny_reverse_model_dir: Path,
+                                                     tiny_right_to_left_model_dir: Path) -> None:
+    result = rnnmt("translate", "--model", str(tiny_model_dir), "--right-to-left-weight", "1", stdin=b"one\n")
+    assert_user_error(result, "--right-to-left-weight needs a right-to-left en->de model", "--right-to-left-model")
+    result = rnnmt("translate", "--model", str(tiny_model_dir), "--reverse-model", str(tiny_reverse_model_dir),
+                   "--right-to-left-model", str(tiny_right_to_left_model_dir), "--reverse-weight", "1",
+                   "--right-to-left-weight", "2", "--beam-size", "3", "--n-best", "3", stdin=b"three one four\n")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [line.split("\t") for line in result.stdout.decode().splitlines() if line]
+    assert len(rows) == 3 and all(len(row) == 4 for row in rows)  # score, reverse, right-to-left, text
+    ranks = [float(a) + float(b) + 2 * float(c) for a, b, c, _ in rows]
+    assert ranks == sorted(ranks, reverse=True)
+
+
 def test_bench_writes_the_documented_keys(tmp_path: Path, tiny_model_dir: Path, tiny_reverse_model_dir: Path) -> None:
     import json
 
@@ -121,6 +135,8 @@ def test_bench_writes_the_documented_keys(tmp_path: Path, tiny_model_dir: Path, 
         assert report[key] > 0, key
     assert set(report["latency_ms"]) >= {"p50", "p95"}
     assert report["precisions"][0]["reranked_latency_ms"]["p50"] > 0  # the service's path when both are loaded
+    printed = result.stdout.decode()
+    assert "reranked" in printed and "{" not in printed  # every figure formatted, none left as a template
     assert {(r["search"], r["batch_size"]) for r in report["decode"]} == {
         ("greedy", 1), ("greedy", 64), ("beam5", 1), ("beam5", 64)}
     assert all(0 < r["limit_fraction"] < 1 and r["sentences_per_s"] > 0 for r in report["decode"])

@@ -59,4 +59,27 @@ def test_tune_reranks_each_beam_with_every_reverse_weight(tiny_model_dir: Path, 
                                              reverse_weight=row["reverse_weight"], n_best=1)
         online = corpus_scores([t.text for t in translator.translate(sources, config)], references).bleu
         assert row["bleu"]["mine:dev"] == online
-    assert set(result["best"]) == {"beam_size", "length_penalty", "reverse_weight"}
+    assert set(result["best"]) == {"beam_size", "length_penalty", "reverse_weight", "right_to_left_weight"}
+
+
+def test_tune_reranks_with_every_pair_of_weights(tiny_model_dir: Path, tiny_reverse_model_dir: Path,
+                                                 tiny_right_to_left_model_dir: Path) -> None:
+    """With both second opinions, every (reverse weight, right-to-left weight) row is what translating with it
+    gives."""
+    sources = read_lines(tiny_model_dir.parent / "data" / "src.txt")[:30]
+    references = read_lines(tiny_model_dir.parent / "data" / "tgt.txt")[:30]
+    translator = Translator.from_folder(str(tiny_model_dir))
+    translator.use_reverse(Translator.from_folder(str(tiny_reverse_model_dir)))
+    with pytest.raises(InputError, match="right-to-left model"):
+        tune_decoding(translator, [DevSet("mine:dev", sources, references)], [3], [1.0], [0.0], [1.0])
+    translator.use_right_to_left(Translator.from_folder(str(tiny_right_to_left_model_dir)))
+    result = tune_decoding(translator, [DevSet("mine:dev", sources, references)], [3], [0.6], [0.0, 2.0],
+                           [0.0, 3.0])
+    assert [(r["reverse_weight"], r["right_to_left_weight"]) for r in result["grid"]] == [
+        (0.0, 0.0), (0.0, 3.0), (2.0, 0.0), (2.0, 3.0)]
+    for row in result["grid"]:
+        config = translator.defaults.changed(beam_size=3, length_penalty=0.6, n_best=1,
+                                             reverse_weight=row["reverse_weight"],
+                                             right_to_left_weight=row["right_to_left_weight"])
+        online = corpus_scores([t.text for t in translator.translate(sources, config)], references).bleu
+        assert row["bleu"]["mine:dev"] == online
