@@ -51,7 +51,7 @@ release-models: install test-deps
 	scripts/release-model.sh everyday-en-de-r2l
 	scripts/release-model.sh everyday-de-en-r2l
 	scripts/release-model.sh everyday-en-de
-	scripts/release-model.sh everyday-de-en
+	SHORTLIST_FREQUENT=1000 scripts/release-model.sh everyday-de-en
 	scripts/release-model.sh en-fr
 	scripts/release-model.sh fr-en
 	scripts/release-model.sh en-cs

@@ -146,10 +146,12 @@ def _search_config(translator, args: argparse.Namespace, **changes):
                                        length_penalty=getattr(args, "length_penalty", None),
                                        reverse_weight=getattr(args, "reverse_weight", None),
                                        right_to_left_weight=getattr(args, "right_to_left_weight", None),
-                                       stop_early=False if getattr(args, "exact_stop", False) else None, **changes)
+                                       stop_early=False if getattr(args, "exact_stop", False) else None,
+                                       shortlist=getattr(args, "shortlist", None), **changes)
 
 
 def _translator(args: argparse.Namespace, precision: str | None = None):
+    from model.errors import InputError
     from model.translator import Translator
 
     precision = precision or getattr(args, "precision", None) or "fp32"
@@ -159,6 +161,9 @@ def _translator(args: argparse.Namespace, precision: str | None = None):
                                       max_batch_size=getattr(args, "batch_size", None) or 128)
 
     translator = load(args.model)
+    if getattr(args, "shortlist", None) and translator.bundle.shortlist is None:
+        raise InputError(f"--shortlist: {args.model} has no shortlist.safetensors (build one: rnnmt shortlist "
+                         f"--model {args.model})")
     reverse = _reranker_folder(args, translator, "reverse")
     if reverse is not None:
         translator.use_reverse(load(str(reverse)))
@@ -270,6 +275,35 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if not args.dry_run:
         write_decoding(Path(args.model), result)
         print(f"written to {Path(args.model) / 'config.json'} (decoding)")
+
+
+def cmd_shortlist(args: argparse.Namespace) -> None:
+    import torch
+
+    from model.checkpoint import load_model_folder
+    from model.errors import InputError
+    from training.data import read_lines
+    from training.evaluate import resolve_testset
+    from training.shortlist import ShortlistSettings, count_corpora, coverage, training_corpora, write_shortlist
+
+    bundle = load_model_folder(args.model)
+    specs = args.corpus or training_corpora(bundle)
+    if not specs:
+        raise InputError(f"{args.model}/config.json names no training corpora: give --corpus")
+    counts = count_corpora(bundle, specs, args.data_dir)
+    sizes = {"frequent": args.frequent, "per_source": args.per_source}
+    shortlist = counts.shortlist(ShortlistSettings(**{k: v for k, v in sizes.items() if v is not None}))
+    path = write_shortlist(args.model, shortlist)
+    print(f"wrote {path}: the {shortlist.sizes[0]} most frequent target pieces and {shortlist.sizes[1]} per source "
+          f"piece, from {counts.pairs:,} sentence pairs ({', '.join(specs)})")
+    for name in args.testset:
+        src, ref = resolve_testset(name, bundle.source_lang, bundle.target_lang, args.data_dir)
+        sources, references = read_lines(src), read_lines(ref)
+        sizes = [len(shortlist.vocabulary(torch.tensor([ids or [0]])))
+                 for ids in bundle.src_tokenizer.encode(sources)]
+        print(f"{name}: {coverage(bundle, shortlist, sources, references):.2%} of the reference pieces in the "
+              f"shortlist of their sentence (mean {sum(sizes) / len(sizes):.0f} of {bundle.tgt_tokenizer.vocab_size} "
+              f"pieces); BLEU with and without: rnnmt evaluate --shortlist / --no-shortlist")
 
 
 def cmd_average(args: argparse.Namespace) -> None:
@@ -541,6 +575,9 @@ def _add_decode_options(parser: argparse.ArgumentParser, precision: bool = True)
     parser.add_argument("--n-best", type=_positive_int, default=1)
     parser.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (0 = raw log-prob)")
     _add_reranker_options(parser)
+    parser.add_argument("--shortlist", action=argparse.BooleanOptionalAction, default=None,
+                        help="search only the pieces of the model's lexical shortlist (shortlist.safetensors; faster, "
+                             "scores renormalized over it; default: the model's setting)")
     parser.add_argument("--exact-stop", action="store_true",
                         help="beam search goes on until no alive beam can win (slower; default: stop at "
                              "beam-size finished hypotheses, as fairseq)")
@@ -659,6 +696,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-tokens", type=_positive_int, default=4000)
     p.add_argument("--dry-run", action="store_true", help="print the grid, leave config.json as it is")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("shortlist", help="build a model's lexical shortlist (shortlist.safetensors) from parallel text")
+    p.add_argument("--model", required=True)
+    p.add_argument("--corpus", action="append", default=[], metavar="SPEC",
+                   help="repeatable, as for prepare (multi30k, ding-sentences:3, a TSV/TMX file); default: the "
+                        "corpora the model trained on (its config.json)")
+    p.add_argument("--frequent", type=_positive_int, default=None,
+                   help="the most frequent target pieces every shortlist holds (default 500)")
+    p.add_argument("--per-source", type=_positive_int, default=None,
+                   help="candidate target pieces per source piece (default 50)")
+    p.add_argument("--testset", action="append", default=[], help="report coverage on it (a dev set), repeatable")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_shortlist)
 
     p = sub.add_parser("average", help="average the weights of model folders (same architecture and tokenizer)")
     p.add_argument("models", nargs="+", metavar="MODEL_DIR")

@@ -200,7 +200,8 @@ class ModelRegistry:
             shared_batch_sentences=s.shared_batch_sentences, on_batch=self.metrics.batch_observer(bundle.name))
         info = ModelInfo(name=bundle.name, source=bundle.source_lang, target=bundle.target_lang,
                          architecture=bundle.model.config.to_dict(), parameters=bundle.model.num_parameters(),
-                         precision=bundle.model.kernel.precision, kernel=bundle.model.kernel.name)
+                         precision=bundle.model.kernel.precision, kernel=bundle.model.kernel.name,
+                         shortlist=bundle.shortlist is not None)
         return LoadedModel(bundle, translator, batcher, bleu, info)
 
     def model_named(self, name: str) -> LoadedModel:

@@ -57,6 +57,9 @@ class DecodeOptions(BaseModel):
                                                "right-to-left model (its log-probability of each alternative read "
                                                "last word first, per token, times this weight); 0 = off; default: "
                                                "the model's")
+    shortlist: bool | None = Field(None, description="search only the model's lexical shortlist of target pieces "
+                                   "for these sentences (faster; scores renormalized over it); default: the model's; "
+                                   "no effect for a model without one (/languages: shortlist)")
     return_attention: bool = Field(False, description="add the attention matrix of every sentence")
 
     _integers = field_validator("beam_size", "n_best", "max_length", mode="before")(json_integer)
@@ -67,14 +70,14 @@ class DecodeOptions(BaseModel):
         limits = {} if self.max_length is None else {"max_len_a": 0.0, "max_len_b": self.max_length + 1}
         return defaults.changed(beam_size=max(self.beam_size or defaults.beam_size, self.n_best), n_best=self.n_best,
                                 reverse_weight=self.reverse_weight, right_to_left_weight=self.right_to_left_weight,
-                                return_attention=self.return_attention, **limits)
+                                shortlist=self.shortlist, return_attention=self.return_attention, **limits)
 
     def best_only(self) -> DecodeOptions:
         """The best hypothesis only, with the beam this request would search (a pivot's first leg)."""
         beam = None if self.beam_size is None else max(self.beam_size, self.n_best)
         return DecodeOptions(beam_size=beam, n_best=1, max_length=self.max_length,
                              reverse_weight=self.reverse_weight, right_to_left_weight=self.right_to_left_weight,
-                             return_attention=self.return_attention)
+                             shortlist=self.shortlist, return_attention=self.return_attention)
 
 
 class TranslateRequest(DecodeOptions):
@@ -171,6 +174,8 @@ class ModelInfo(BaseModel):
     reranks_with: list[str] = Field(default_factory=list, description="the models that rerank this model's beams: "
                                     "its reverse and its right-to-left model, when loaded too and the decoding "
                                     "settings give them a weight", examples=[["everyday-de-en", "everyday-en-de-r2l"]])
+    shortlist: bool = Field(False, description="whether the model has a lexical shortlist (shortlist.safetensors) "
+                            "that requests may search (DecodeOptions.shortlist)")
 
 
 class TranslateResponse(BaseModel):

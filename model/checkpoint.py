@@ -22,6 +22,7 @@ from model.errors import ConfigError, InputError, ModelLoadError, WriteError
 from model.kernels import choose_kernel
 from model.search import SearchConfig
 from model.seq2seq import Seq2Seq
+from model.shortlist import SHORTLIST, Shortlist
 from model.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ModelBundle:
     tgt_tokenizer: Tokenizer
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
+    shortlist: Shortlist | None = None  # the folder's shortlist.safetensors, if it has one (model/shortlist.py)
 
     @property
     def source_lang(self) -> str:
@@ -195,7 +197,12 @@ def load_model_folder(folder: str | Path, device: str | torch.device = "cpu", pr
         log.info("%s: released %.1f MB of fp32 weights that the %s kernels keep in their own form", folder.name,
                  freed / 2**20, kernel.precision)
     meta = {k: v for k, v in config.items() if k not in ("model", "tokenizer")}
-    bundle = ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta)
+    shortlist = Shortlist.load(folder / SHORTLIST) if (folder / SHORTLIST).is_file() else None
+    if shortlist is not None and (shortlist.table.size(0), shortlist.ranked.numel()) != (
+            model_config.src_vocab_size, model_config.tgt_vocab_size):
+        raise ModelLoadError(f"{folder / SHORTLIST} was built for other vocabularies than the model's")
+    bundle = ModelBundle(model=model, src_tokenizer=src_tok, tgt_tokenizer=tgt_tok, path=folder, meta=meta,
+                         shortlist=shortlist)
     bundle.decoding  # noqa: B018 - a broken decoding section fails the load, not the first request
     return bundle
 

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.attention import BahdanauAttention
 from model.config import ModelConfig
 from model.encoder import EncoderOutput
+from model.shortlist import TargetVocabulary
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
 
@@ -127,9 +129,14 @@ class ConditionalDecoder(nn.Module):
         """o_t for any leading shape: (..., hidden), (..., enc_out), (..., emb) -> (..., readout)."""
         return self.dropout(torch.tanh(self.readout(torch.cat([top, context, prev_embedded], dim=-1))))
 
-    def logits(self, top: torch.Tensor, context: torch.Tensor, prev_embedded: torch.Tensor) -> torch.Tensor:
-        """Readout and vocabulary projection for any leading shape (..., hidden) -> (..., vocab)."""
-        return self.output_projection(self.readout_state(top, context, prev_embedded))
+    def logits(self, top: torch.Tensor, context: torch.Tensor, prev_embedded: torch.Tensor,
+               vocab: TargetVocabulary | None = None) -> torch.Tensor:
+        """Readout and vocabulary projection for any leading shape (..., hidden) -> (..., vocab), or only the
+        rows of a shortlist's vocabulary (model/shortlist.py) -> (..., len(vocab))."""
+        readout = self.readout_state(top, context, prev_embedded)
+        if vocab is None:
+            return self.output_projection(readout)
+        return F.linear(readout, self.output_projection.weight[vocab.ids])
 
     def forward(self, tgt_in: torch.Tensor, encoded: EncoderOutput, recurrence: Recurrence | None = None
                 ) -> torch.Tensor:

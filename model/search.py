@@ -22,6 +22,7 @@ from model.logits import LogitProcessor, StepView, processors
 from model.logits import apply as apply_processors
 from model.seq2seq import Seq2Seq
 from model.shared_sources import SharedSources
+from model.shortlist import TargetVocabulary
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class SearchConfig:
     # ... and this weight times the right-to-left model's log p(hypothesis | source) per target token; 0 = off.
     # Needs beam search and a right-to-left model of the same direction (Translator.use_right_to_left).
     right_to_left_weight: float = 0.0
+    # Search only the target pieces of the model's lexical shortlist for the batch (model/shortlist.py): faster,
+    # scores renormalized over the shortlist. Needs a model folder with shortlist.safetensors.
+    shortlist: bool = False
     return_attention: bool = False
     # True: a sentence is done once it has beam_size finished hypotheses (fairseq's rule). False: only
     # when no alive beam could still beat the worst finished one, even at the maximum length: exact for
@@ -95,8 +99,9 @@ def max_lengths(src_lengths: torch.Tensor, config: SearchConfig) -> torch.Tensor
 
 
 def _hypothesis(tokens: torch.Tensor, log_prob: float, alpha: float, attention: torch.Tensor | None,
-                src_len: int) -> Hypothesis:
-    ids = tokens.tolist()
+                src_len: int, vocab: TargetVocabulary | None) -> Hypothesis:
+    """tokens: (length,) EOS included, rows of `vocab` when search had one."""
+    ids = (tokens if vocab is None else vocab.ids[tokens]).tolist()
     length = len(ids)  # EOS included
     att = None if attention is None else attention[:length, :src_len].float().cpu()
     return Hypothesis(ids[:-1], log_prob, log_prob / length_penalty(length, alpha), att)
@@ -118,7 +123,7 @@ def _normalize_and_constrain(logits: torch.Tensor, view: StepView,
 @torch.inference_mode()
 def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
                   config: SearchConfig = SearchConfig(beam_size=1),
-                  max_rows: int | None = None) -> list[list[Hypothesis]]:
+                  max_rows: int | None = None, vocab: TargetVocabulary | None = None) -> list[list[Hypothesis]]:
     """src: (batch, src_len) -> one best hypothesis per sentence (as a one-element list).
 
     Continuous batching: at most `max_rows` sentences (default: all) decode together. The row of a
@@ -145,7 +150,7 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     position = torch.zeros_like(active)  # (rows,) target position of each row
     prev = torch.full_like(active, BOS_ID)  # (rows,) previous token of each row
     while True:
-        logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows)
+        logits, state, weights = model.decode_step(prev, state, encoded, vocab)  # (vocab, rows)
         view = StepView(tokens[active], position, limit[active])
         chunk_max, log_norm = _normalize_and_constrain(logits, view, chosen)
         best = argmax_over_vocab(logits, chunk_max)  # (rows,)
@@ -177,14 +182,14 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     src_lens = src_lengths.tolist()
     return [
         [_hypothesis(tokens[i, : lengths[i]], float(log_probs_sum[i]), config.length_penalty,
-                     None if attention is None else attention[i], src_lens[i])]
+                     None if attention is None else attention[i], src_lens[i], vocab)]
         for i in range(batch)
     ]
 
 
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
-                config: SearchConfig) -> list[list[Hypothesis]]:
+                config: SearchConfig, vocab: TargetVocabulary | None = None) -> list[list[Hypothesis]]:
     """src: (batch, src_len) -> for each sentence its n_best hypotheses, best first.
 
     EOS candidates among the top `beam_size` of a step are finished (as in fairseq), so beam size 1 is
@@ -213,7 +218,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
 
     for t in range(width):
         rows = active.size(0)
-        logits, state, weights = model.decode_step(prev, state, encoded)  # (vocab, rows * k)
+        logits, state, weights = model.decode_step(prev, state, encoded, vocab)  # (vocab, rows * k)
         view = StepView(alive_tokens.view(rows * k, t), torch.full((rows * k,), t, device=device),
                         limit[active].repeat_interleave(k))
         chunk_max, log_norm = _normalize_and_constrain(logits, view, chosen)
@@ -266,7 +271,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
             sentence = int(active[row])
             results[sentence] = [
                 _hypothesis(fin_tokens[row, j, : _length(fin_tokens[row, j])], float(fin_raw[row, j]), alpha,
-                            None if fin_att is None else fin_att[row, j], int(src_lengths[sentence]))
+                            None if fin_att is None else fin_att[row, j], int(src_lengths[sentence]), vocab)
                 for j in range(config.n_best) if fin_scores[row, j] > float("-inf")
             ]
         if bool(done.all()):
@@ -290,8 +295,10 @@ def _length(tokens: torch.Tensor) -> int:
 
 
 def search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
-           config: SearchConfig, max_rows: int | None = None) -> list[list[Hypothesis]]:
-    """Greedy when beam_size is 1 (the fast path, continuously batched to `max_rows`), beam search otherwise."""
+           config: SearchConfig, max_rows: int | None = None,
+           vocab: TargetVocabulary | None = None) -> list[list[Hypothesis]]:
+    """Greedy when beam_size is 1 (the fast path, continuously batched to `max_rows`), beam search otherwise;
+    over a shortlist's vocabulary for these sources when given one (model/shortlist.py)."""
     if config.beam_size == 1:
-        return greedy_search(model, src, src_lengths, config, max_rows)
-    return beam_search(model, src, src_lengths, config)
+        return greedy_search(model, src, src_lengths, config, max_rows, vocab)
+    return beam_search(model, src, src_lengths, config, vocab)

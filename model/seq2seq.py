@@ -17,6 +17,7 @@ from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput, RecurrentEncoder
 from model.kernels import Kernel, choose_kernel
 from model.kernels.base import StepFn
+from model.shortlist import TargetVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +69,21 @@ class Seq2Seq(nn.Module):
         return self.decoder.init_state(encoded)
 
     def decode_step(
-        self, prev_tokens: torch.Tensor, state: DecoderState, encoded: EncoderOutput
+        self, prev_tokens: torch.Tensor, state: DecoderState, encoded: EncoderOutput,
+        vocab: TargetVocabulary | None = None,
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """One decoder step for search.
 
         prev_tokens: (batch,) -> logits (vocab, batch), the new state and attention (batch, src_len).
+        With a shortlist's vocabulary (model/shortlist.py) tokens are its rows, and so are the logits' rows.
         Vocabulary-major in shape (a kernel may return a transposed view of row-major memory: index it,
         do not flatten it), and not normalized: search needs log p(v | row b) = logits[v, b] - log_normalizer[b]
         only for the few tokens it keeps (model/kernels/selection.py). Search steps other than the
         reference assume eval mode (no dropout), as search runs.
         """
-        prev_embedded = self.decoder.emb_dropout(self.tgt_embedding(prev_tokens))  # (batch, emb)
-        logits, state, weights = self._search_step(prev_embedded, state, encoded)
+        ids = prev_tokens if vocab is None else vocab.ids[prev_tokens]  # (batch,) piece ids
+        prev_embedded = self.decoder.emb_dropout(self.tgt_embedding(ids))  # (batch, emb)
+        logits, state, weights = self._search_step(prev_embedded, state, encoded, vocab)
         return logits.float(), state, weights
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:

@@ -188,7 +188,9 @@ class Translator:
         src_tok, tgt_tok = self.bundle.src_tokenizer, self.bundle.tgt_tokenizer
         src = torch.nn.utils.rnn.pad_sequence([torch.tensor(s.ids) for s in sources], batch_first=True)
         lengths = torch.tensor([len(s.ids) for s in sources])
-        found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows)
+        shortlist = self.bundle.shortlist if config.shortlist else None  # used where the model folder has one
+        vocab = None if shortlist is None else shortlist.vocabulary(src)
+        found = search(self.model, src.to(self.device), lengths.to(self.device), config, max_rows, vocab)
         if self.model.config.right_to_left:  # searched last piece first: put them in reading order
             for h in (h for hyps in found for h in hyps):
                 h.tokens = h.tokens[::-1]

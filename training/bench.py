@@ -107,10 +107,12 @@ def bench_decode(translator: Translator, sources: list[str], beam: int, batch_si
 
 
 def bench_latency(translator: Translator, sources: list[str], beam: int, count: int,
-                  rerank: bool = False) -> dict[str, float]:
-    """p50/p95 of one sentence at a time; rerank: with the model's reranking (model/rerank.py, its weights)."""
+                  rerank: bool = False, shortlist: bool = False) -> dict[str, float]:
+    """p50/p95 of one sentence at a time; rerank: with the model's reranking (model/rerank.py, its weights);
+    shortlist: searching the model's lexical shortlist (model/shortlist.py)."""
     off = None if rerank else 0.0
-    config = translator.defaults.changed(beam_size=beam, reverse_weight=off, right_to_left_weight=off)
+    config = translator.defaults.changed(beam_size=beam, reverse_weight=off, right_to_left_weight=off,
+                                         shortlist=shortlist)
     times = []
     for text in sources[:count]:
         start = time.perf_counter()
@@ -167,9 +169,18 @@ def run_bench(translator: Translator, sources: list[str], targets: list[str] | N
         greedy_latency = bench_latency(translator, sources, 1, latency_count)
         reranked = (bench_latency(translator, sources, translator.defaults.beam_size, latency_count, rerank=True)
                     if translator.reranks(translator.defaults) else None)
+        shortlisted = None
+        if translator.bundle.shortlist is not None:  # the same rows searching the shortlist, side by side
+            shortlisted = {"greedy": bench_latency(translator, sources, 1, latency_count, shortlist=True),
+                           "beam": bench_latency(translator, sources, translator.defaults.beam_size, latency_count,
+                                                 shortlist=True)}
+            if reranked is not None:
+                shortlisted["reranked"] = bench_latency(translator, sources, translator.defaults.beam_size,
+                                                        latency_count, rerank=True, shortlist=True)
         per_precision.append({"precision": precision, "kernel": model.kernel.name,
                               "machine_matmul_gflops": round(gflops, 1), "latency_ms": latency,
-                              "greedy_latency_ms": greedy_latency, "reranked_latency_ms": reranked})
+                              "greedy_latency_ms": greedy_latency, "reranked_latency_ms": reranked,
+                              "shortlist_latency_ms": shortlisted})
     train_tps = bench_training(translator, sources, targets, train_steps, 1100) if targets else None
     first = per_precision[0]
     return {
@@ -208,6 +219,10 @@ def format_report(report: dict[str, Any]) -> str:
             greedy = p["greedy_latency_ms"]
             lines.append(f"single-sentence latency, {p['precision']} (greedy): p50 {greedy['p50']} ms, "
                          f"p95 {greedy['p95']} ms")
+        for search, row in (p.get("shortlist_latency_ms") or {}).items():
+            beam = "greedy" if row["beam_size"] == 1 else f"beam {row['beam_size']}"
+            lines.append(f"single-sentence latency, {p['precision']} ({beam}{' reranked' * (search == 'reranked')}, "
+                         f"shortlist): p50 {row['p50']} ms, p95 {row['p95']} ms")
     if report["train_tokens_per_s"] is not None:
         lines.append(f"training: {report['train_tokens_per_s']} target tokens/s")
     lines.append(f"peak RSS: {report['peak_rss_mb']} MB")

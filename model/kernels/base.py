@@ -21,11 +21,24 @@ from torch.nn.utils.rnn import PackedSequence
 from model.config import ATTENTIONS, CELLS, ModelConfig
 from model.decoder import ConditionalDecoder, DecoderState, Recurrence
 from model.encoder import EncoderOutput
+from model.shortlist import TargetVocabulary
 
 PRECISIONS = ("fp32", "bf16", "int8")  # what the decoder's matrix products compute in
 
-# (prev_embedded (rows, emb), state, encoded) -> logits (vocab, rows), new state, attention (rows, src_len) | None
-StepFn = Callable[[torch.Tensor, DecoderState, EncoderOutput], tuple[torch.Tensor, DecoderState, torch.Tensor | None]]
+# (prev_embedded (rows, emb), state, encoded, vocabulary) -> logits (vocab, rows), new state, attention
+# (rows, src_len) | None. With a TargetVocabulary (model/shortlist.py) the logits have its rows only, in its order.
+StepFn = Callable[[torch.Tensor, DecoderState, EncoderOutput, TargetVocabulary | None],
+                  tuple[torch.Tensor, DecoderState, torch.Tensor | None]]
+
+
+def output_rows(decoder: ConditionalDecoder, vocab: TargetVocabulary | None) -> torch.Tensor:
+    """The vocabulary projection's weight (vocab, readout), or its rows for a shortlist's vocabulary (rows,
+    readout), gathered once per search, in fp32 where the weight is kept in fp16 (model/kernels/row_major.py)."""
+    weight = decoder.output_projection.weight
+    if vocab is None:
+        return weight
+    return vocab.product("output-rows", lambda ids: weight.index_select(0, ids).to(torch.promote_types(
+        weight.dtype, torch.float32)))
 
 
 @dataclass(frozen=True)

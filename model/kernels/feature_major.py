@@ -14,7 +14,8 @@ import torch
 
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput
-from model.kernels.base import StepFn, StepKernel, Support
+from model.kernels.base import StepFn, StepKernel, Support, output_rows
+from model.shortlist import TargetVocabulary
 
 
 def columns_product(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -31,7 +32,8 @@ def columns_product(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -
 
 
 def feature_major_step(decoder: ConditionalDecoder, prev_embedded: torch.Tensor, state: DecoderState,
-                       encoded: EncoderOutput) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+                       encoded: EncoderOutput, vocab: TargetVocabulary | None = None
+                       ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
     """`step` and the vocabulary-major logits in one. prev_embedded: (rows, emb) -> logits (vocab, rows),
     the new state, attention (rows, src_len)."""
     hidden = decoder.config.decoder_hidden
@@ -54,12 +56,13 @@ def feature_major_step(decoder: ConditionalDecoder, prev_embedded: torch.Tensor,
         layer_input = h
     readout_input = torch.cat([new_hidden[-1], context, prev_embedded], dim=1)  # (rows, hidden + enc + emb)
     readout = columns_product(decoder.readout.weight, decoder.readout.bias, readout_input).tanh_()  # (readout, rows)
-    logits = decoder.output_projection.weight @ readout.t().contiguous().t()  # (vocab, rows)
+    logits = output_rows(decoder, vocab) @ readout.t().contiguous().t()  # (vocab, rows)
     return logits, DecoderState(torch.stack(new_hidden), None), weights
 
 
 def bind_feature_major_step(decoder: ConditionalDecoder) -> StepFn:
-    return lambda prev_embedded, state, encoded: feature_major_step(decoder, prev_embedded, state, encoded)
+    return lambda prev_embedded, state, encoded, vocab=None: feature_major_step(decoder, prev_embedded, state,
+                                                                               encoded, vocab)
 
 
 # CPU only: the orientation is chosen for MKL's small-batch kernels; elsewhere the vocabulary-major step.

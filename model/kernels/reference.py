@@ -9,13 +9,14 @@ import torch
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput
 from model.kernels.base import RecurrenceKernel, StepFn, StepKernel, Support
+from model.shortlist import TargetVocabulary
 
 
 def bind_reference_step(decoder: ConditionalDecoder) -> StepFn:
-    def step(prev_embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput
-             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+    def step(prev_embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput,
+             vocab: TargetVocabulary | None = None) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         top, context, state, weights = decoder.step(prev_embedded, state, encoded)
-        logits = decoder.logits(top, context, prev_embedded)  # (rows, vocab)
+        logits = decoder.logits(top, context, prev_embedded, vocab)  # (rows, vocab)
         return logits.t().contiguous(), state, weights
 
     return step

@@ -19,7 +19,8 @@ from torch import nn
 
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput
-from model.kernels.base import StepFn, StepKernel, Support
+from model.kernels.base import StepFn, StepKernel, Support, output_rows
+from model.shortlist import TargetVocabulary
 
 Linear = Callable[[torch.Tensor], torch.Tensor]  # x (rows, in) fp32 -> (rows, out) fp32
 MakeLinear = Callable[[torch.Tensor, torch.Tensor | None], Linear]  # (weight (out, in), bias (out,)) -> Linear
@@ -36,6 +37,19 @@ class PackedDecoder:
     readout: Linear  # W_o [s; c; e] + b_o
     output: Linear  # W_v o: (rows, vocab)
     query_size: int  # attention size, 0 without attention
+
+    def output_for(self, vocab: TargetVocabulary | None) -> Linear:
+        """W_v o over the whole vocabulary, or over a shortlist's rows in fp32 from the decoder's own W_v (kept,
+        in fp16, when tied to the embedding: the released models). Packing a few hundred rows anew for every
+        search would cost more than it saves (fbgemm's prepack: 3 ms for 832 x 256; the fp32 product of those
+        rows: 29 us for one row, against 113-199 us for all 10,000 in int8; 2 cores, AVX2). An untied W_v was
+        released after packing: then the whole product runs and the rows are picked from it (no faster)."""
+        if vocab is None:
+            return self.output
+        if self.decoder.output_projection.weight.is_meta:
+            return vocab.product("row-major-output", lambda ids: lambda x: self.output(x)[:, ids])
+        rows = output_rows(self.decoder, vocab)  # (len(vocab), readout) fp32
+        return lambda x: x @ rows.t()
 
 
 def pack_decoder(decoder: ConditionalDecoder, make_linear: MakeLinear) -> PackedDecoder:
@@ -67,7 +81,8 @@ def gru_gates(input_gates: torch.Tensor, hidden_gates: torch.Tensor, state: torc
 
 
 def row_major_step(packed: PackedDecoder, prev_embedded: torch.Tensor, state: DecoderState,
-                   encoded: EncoderOutput) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+                   encoded: EncoderOutput, vocab: TargetVocabulary | None = None
+                   ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
     """prev_embedded: (rows, emb) -> logits (vocab, rows), the new state, attention (rows, src_len) | None."""
     decoder, att = packed.decoder, packed.query_size
     from_top = packed.top_state(state.hidden[-1])  # (rows, att + 3H)
@@ -85,7 +100,7 @@ def row_major_step(packed: PackedDecoder, prev_embedded: torch.Tensor, state: De
         new_hidden.append(h)
         layer_input = h
     readout = packed.readout(torch.cat([new_hidden[-1], context, prev_embedded], dim=1)).tanh_()  # (rows, R)
-    logits = packed.output(readout)  # (rows, vocab)
+    logits = packed.output_for(vocab)(readout)  # (rows, vocab)
     # A transposed view, not a copy: search's reductions over the vocabulary read either layout, and the
     # copy cost about a third of the int8 vocabulary product at 64 rows x 8000.
     return logits.t(), DecoderState(torch.stack(new_hidden), None), weights
@@ -140,7 +155,8 @@ def row_major_kernel(name: str, precision: str, make_linear: MakeLinear, cpu_fla
 
     def bind(decoder: ConditionalDecoder) -> StepFn:
         packed = pack_decoder(decoder, make_linear)
-        return lambda prev_embedded, state, encoded: row_major_step(packed, prev_embedded, state, encoded)
+        return lambda prev_embedded, state, encoded, vocab=None: row_major_step(packed, prev_embedded, state,
+                                                                               encoded, vocab)
 
     return StepKernel(name, Support(cells=("gru",), devices=("cpu",), precision=precision, dtypes=(torch.float32,),
                                     cpu_flags=cpu_flags), bind, release_packed_weights)

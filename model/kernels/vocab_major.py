@@ -11,15 +11,16 @@ import torch
 
 from model.decoder import ConditionalDecoder, DecoderState
 from model.encoder import EncoderOutput
-from model.kernels.base import StepFn, StepKernel, Support
+from model.kernels.base import StepFn, StepKernel, Support, output_rows
+from model.shortlist import TargetVocabulary
 
 
 def bind_vocab_major_step(decoder: ConditionalDecoder) -> StepFn:
-    def step(prev_embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput
-             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+    def step(prev_embedded: torch.Tensor, state: DecoderState, encoded: EncoderOutput,
+             vocab: TargetVocabulary | None = None) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         top, context, state, weights = decoder.step(prev_embedded, state, encoded)
         readout = decoder.readout_state(top, context, prev_embedded)  # (rows, readout)
-        return decoder.output_projection.weight @ readout.t(), state, weights  # (vocab, rows)
+        return output_rows(decoder, vocab) @ readout.t(), state, weights  # (vocab, rows)
 
     return step
 

@@ -36,3 +36,12 @@ def test_options_are_strict_json_types() -> None:
     with pytest.raises(ValidationError):
         DecodeOptions.model_validate({"beam_size": "3"})
     assert DecodeOptions.model_validate({"beam_size": 3.0}).beam_size == 3
+
+
+def test_a_request_turns_the_shortlist_on_or_off_and_a_pivot_leg_keeps_it() -> None:
+    model = SearchConfig(shortlist=True)
+    assert DecodeOptions().search_config(model).shortlist is True  # the model's setting
+    assert DecodeOptions(shortlist=False).search_config(model).shortlist is False
+    assert DecodeOptions(shortlist=True).best_only().search_config(MODEL).shortlist is True
+    with pytest.raises(ValidationError):
+        DecodeOptions.model_validate({"shortlist": "yes"})

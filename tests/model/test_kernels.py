@@ -23,6 +23,7 @@ from model.kernels.reference import REFERENCE_RECURRENCE, REFERENCE_STEP
 from model.kernels.selection import argmax_over_vocab, chunk_maxima, chunk_size, log_normalizer, top_candidates
 from model.search import SearchConfig, beam_search, greedy_search
 from model.seq2seq import Seq2Seq
+from model.shortlist import TargetVocabulary
 from tests.model.test_seq2seq import reverse_batch, tiny_config
 
 CONFIGS = [tiny_config(cell, attention, decoder_layers=layers)
@@ -116,6 +117,48 @@ def test_low_precision_step_kernel_is_close_to_fp32(kernel: StepKernel, config: 
     mean_limit, max_limit, agreement_floor = TOLERANCE[kernel.support.precision]
     assert mean_error < mean_limit and max_error < max_limit, f"logit error {mean_error:.3f} mean, {max_error:.3f} max"
     assert agree / total >= agreement_floor, f"best token agrees in {agree}/{total} rows"
+
+
+SHORTLIST_CASES = [pytest.param(k, c, tie, id=f"{k.name}-{config_id(c)}-tie-{tie}")
+                   for k in STEP_KERNELS for c in CONFIGS for tie in ("all", "none")
+                   if k.support.covers(c, "cpu", k.support.precision) and (tie == "all" or k.release)]
+
+
+@pytest.mark.parametrize(("kernel", "config", "tie"), SHORTLIST_CASES)
+def test_a_shortlisted_step_computes_those_rows_of_the_whole_step(kernel: StepKernel, config: ModelConfig,
+                                                                  tie: str) -> None:
+    """With a shortlist's vocabulary (model/shortlist.py) a step's logits are the rows of its whole logits: exactly
+    for fp32 kernels (float64); for int8/bf16, whose shortlisted product runs in fp32 from the kept weights (or, for
+    a released untied projection, picks rows of the whole product), within their precision. States and attention
+    are the same."""
+    available(kernel)
+    torch.manual_seed(0)
+    low = kernel.support.precision != "fp32"
+    model = Seq2Seq(dataclasses.replace(config, tie_embeddings=tie)).eval()
+    model = model if low else model.double()
+    decoder = model.decoder
+    step = kernel.bind(decoder)
+    if kernel.release:
+        kernel.release(decoder)  # as a model folder is loaded: the shortlist reads only what stays
+    vocab = TargetVocabulary(torch.tensor([0, 1, 2, 3, 5, 8, 13]))
+    src, src_lengths, tgt_in, _ = reverse_batch(torch.Generator().manual_seed(4), batch=5, min_len=1, max_len=6)
+    with torch.inference_mode():
+        encoded = model.encode(src, src_lengths)
+        state = model.init_state(encoded)
+        for t in range(tgt_in.size(1)):
+            embedded = decoder.embedding(tgt_in[:, t]).to(next(model.parameters()).dtype)
+            whole, whole_state, whole_weights = step(embedded, state, encoded)
+            short, short_state, short_weights = step(embedded, state, encoded, vocab)
+            assert short.shape == (len(vocab), src.size(0))
+            if low:
+                error = (short - whole[vocab.ids]).abs().max() / whole.std()
+                assert float(error) < TOLERANCE[kernel.support.precision][1]
+            else:
+                torch.testing.assert_close(short, whole[vocab.ids], rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(short_state.hidden, whole_state.hidden, rtol=0, atol=0)
+            if whole_weights is not None:
+                torch.testing.assert_close(short_weights, whole_weights, rtol=0, atol=0)
+            state = whole_state
 
 
 def test_amx_kernel_runs_many_rows_on_onednn_and_few_on_fbgemm(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -142,6 +142,34 @@ def test_bench_writes_the_documented_keys(tmp_path: Path, tiny_model_dir: Path, 
     assert all(0 < r["limit_fraction"] < 1 and r["sentences_per_s"] > 0 for r in report["decode"])
 
 
+def test_shortlist_is_built_from_a_corpus_and_searched_on_request(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = rnnmt("translate", "--model", str(tiny_model_dir), "--shortlist", stdin=b"one\n")
+    assert_user_error(result, "has no shortlist.safetensors", "rnnmt shortlist")
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    corpus = tmp_path / "pairs.tsv"
+    corpus.write_text("three one four\tvier eins drei\nnine eight\tacht neun\n" * 20, encoding="utf-8")
+    result = rnnmt("shortlist", "--model", str(folder), "--corpus", str(corpus), "--frequent", "4",
+                   "--per-source", "3")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "the 4 most frequent target pieces and 3 per source piece, from 40 sentence pairs" in result.stdout.decode()
+    assert (folder / "shortlist.safetensors").is_file()
+    plain = rnnmt("translate", "--model", str(folder), stdin=b"three one four\n")
+    shortlisted = rnnmt("translate", "--model", str(folder), "--shortlist", stdin=b"three one four\n")
+    assert shortlisted.returncode == 0, shortlisted.stderr.decode()
+    # 48 pieces: padded to whole rows of 64 a shortlist holds them all, so search runs on the whole vocabulary
+    assert shortlisted.stdout == plain.stdout
+    out = tmp_path / "bench.json"
+    result = rnnmt("bench", "--model", str(folder), "--src", str(corpus), "--max-sentences", "4", "--limit-rounds", "1",
+                   "--json", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    import json
+
+    rows = json.loads(out.read_text())["precisions"][0]["shortlist_latency_ms"]
+    assert rows["greedy"]["beam_size"] == 1 and rows["greedy"]["p50"] > 0 and rows["beam"]["p50"] > 0
+    assert "(greedy, shortlist)" in result.stdout.decode()
+
+
 def test_plot_attention_writes_a_png(tmp_path: Path, tiny_model_dir: Path) -> None:
     out = tmp_path / "att.png"
     result = rnnmt("plot-attention", "--model", str(tiny_model_dir), "--text", "three one four", "-o", str(out))
