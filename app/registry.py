@@ -60,7 +60,7 @@ class LoadedModel:
         info = self.info
         return LanguagePair(source=info.source, target=info.target, model=info.name,
                             architecture=info.architecture, parameters=info.parameters, bleu=self.bleu,
-                            reranks_with=info.reranks_with)
+                            reranks_with=info.reranks_with, shortlist=info.shortlist)
 
 
 @dataclass(frozen=True)

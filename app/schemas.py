@@ -207,6 +207,8 @@ class LanguagePair(BaseModel):
     pivot: str | None = Field(None, description="the language translated through, when no model serves the pair")
     models: list[str] = Field(default_factory=list, description="the models used, in order")
     reranks_with: list[str] = Field(default_factory=list, description="the models that rerank the model's beams")
+    shortlist: bool = Field(False, description="whether the model has a lexical shortlist a request may search "
+                            "(\"shortlist\": true)")
 
 
 class LanguagesResponse(BaseModel):

@@ -46,6 +46,7 @@ def test_languages_name_the_reranking_model(url: str) -> None:
     assert len(listed) == 2 and pairs[("en", "de")]["model"] == "tiny-en-de"  # the right-to-left model reranks only
     assert pairs[("en", "de")]["reranks_with"] == ["tiny-de-en", "tiny-en-de-r2l"]
     assert pairs[("de", "en")]["reranks_with"] == []  # loaded both ways, but its settings give no weight
+    assert pairs[("en", "de")]["shortlist"] is False  # no shortlist.safetensors in these folders
 
 
 @pytest.mark.parametrize("weights", [{}, {"reverse_weight": 0.0, "right_to_left_weight": 0.0},
