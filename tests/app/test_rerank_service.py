@@ -50,15 +50,15 @@ def test_languages_name_the_reranking_model(url: str) -> None:
 
 
 @pytest.mark.parametrize("weights", [{}, {"reverse_weight": 0.0, "right_to_left_weight": 0.0},
-                                     {"reverse_weight": 4.0}, {"reverse_weight": 0.0, "right_to_left_weight": 5.0}])
+                                     {"reverse_weight": 4.0}, {"reverse_weight": 0.0, "right_to_left_weight": 10.0}])
 def test_the_service_translates_as_the_reranking_translator_does(url: str, models_dir: Path,
                                                                  weights: dict[str, float]) -> None:
     translator = Translator.from_folder(str(models_dir / "tiny-en-de"), device="cpu")
     translator.use_reverse(Translator.from_folder(str(models_dir / "tiny-de-en"), device="cpu"))
     translator.use_right_to_left(Translator.from_folder(str(models_dir / "tiny-en-de-r2l"), device="cpu"))
-    config = translator.defaults.changed(n_best=2, **weights)
+    config = translator.defaults.changed(n_best=4, **weights)  # the whole beam, in its order
     expected = [[h.text for h in t.hypotheses] for t in translator.translate(TEXTS, config)]
-    body = {"text": TEXTS, "source": "en", "target": "de", "n_best": 2, **weights}
+    body = {"text": TEXTS, "source": "en", "target": "de", "n_best": 4, **weights}
     response = httpx.post(f"{url}/translate", json=body, timeout=60)
     assert response.status_code == 200, response.text
     got = [[a["text"] for a in item["alternatives"]] for item in response.json()["translations"]]
@@ -67,7 +67,7 @@ def test_the_service_translates_as_the_reranking_translator_does(url: str, model
     plain = [[h.text for h in t.hypotheses] for t in translator.translate(TEXTS, off)]
     if config == off:  # off: the plain beam's order
         assert got == plain
-    else:  # on (the model's weights, or the request's): some sentence gets another second alternative
+    else:  # on (the model's weights, or the request's): some sentence's beam comes in another order
         assert got != plain
 
 

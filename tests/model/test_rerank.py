@@ -57,7 +57,7 @@ def test_reranked_beams_follow_score_plus_weighted_reverse_score(tiny_model_dir:
         ranks = [h.score + weight * h.source_log_prob for h in hyps]
         assert ranks == sorted(ranks, reverse=True)
         for h in hyps:  # the reverse model's teacher-forced log p(source | hypothesis), per source token
-            hyp_ids = reverse.encode([h.text])[0].ids
+            hyp_ids = reverse.encode([h.text])[0].ids or [EOS_ID]  # an empty hypothesis: a source of EOS alone
             src_ids = reverse.bundle.tgt_tokenizer.encode([source])[0]
             expected = teacher_forced_log_prob(reverse.model, torch.tensor(hyp_ids), torch.tensor(len(hyp_ids)),
                                                src_ids)
