@@ -20,17 +20,38 @@ from model.config import EOS_ID
 class StepView:
     """What the processors see of one step.
 
-    history: (rows, width) tokens generated so far by each row (left-aligned; PAD after `lengths`)
+    recent:  (rows, window) the last `window` tokens of each row, oldest first (`recent_tokens`): a row with fewer
+             has `before_start(window)` values before its first token, which equal no token and no other position
     lengths: (rows,) tokens generated so far, which is also the position of the token being chosen
     limits:  (rows,) maximum target length, EOS included
+    longest: at least the largest of `lengths`; steps_left: at most the smallest of `limits - lengths`. Kept by
+             search as plain ints, so that a processor with nothing to do this step returns without an op (every op
+             costs ~5 us on the one-sentence path, and each step runs the processors).
     """
 
-    history: torch.Tensor
+    recent: torch.Tensor
     lengths: torch.Tensor
     limits: torch.Tensor
+    longest: int
+    steps_left: int
+
+
+def before_start(window: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(window,) the values `recent` holds before a row's first token: -window .. -1, distinct and below every token."""
+    return torch.arange(-window, 0, device=device)
+
+
+def recent_tokens(history: torch.Tensor, window: int) -> torch.Tensor:
+    """history (rows, t) tokens every row has, all of the same length t -> their `StepView.recent` (rows, window)."""
+    rows, t = history.shape
+    if t >= window:
+        return history[:, t - window:]
+    return torch.cat([before_start(window - t, history.device).expand(rows, -1), history], dim=1)
 
 
 class LogitProcessor(Protocol):
+    window: int  # how many of each row's last tokens it reads (StepView.recent)
+
     def __call__(self, logits: torch.Tensor, view: StepView) -> bool:
         """Mask disallowed tokens of logits (vocab, rows) in place; True if anything was masked."""
         ...
@@ -42,14 +63,18 @@ class LengthLimits:
 
     min_length: int = 0
 
+    window = 0  # no tokens of the history
+
     def __call__(self, logits: torch.Tensor, view: StepView) -> bool:
+        if view.steps_left > 1 and self.min_length == 0:  # no row at its limit, no minimum
+            return False
         forced = view.lengths + 1 >= view.limits  # (rows,)
         if self.min_length > 0:
             too_short = view.lengths < self.min_length  # (rows,)
             if not bool(forced.any() | too_short.any()):
                 return False
             logits[EOS_ID].masked_fill_(too_short, float("-inf"))
-        elif not bool(forced.any()):  # the usual case, no minimum: 3 small ops fewer a step (the latency path)
+        elif not bool(forced.any()):
             return False
         eos_logit = logits[EOS_ID].clone()
         logits[:, forced] = float("-inf")
@@ -64,32 +89,33 @@ class RepetitionGuard:
 
     All n at once, in a fixed number of ops a step (the guard runs every step of the service's latency path), and
     most steps stop after the first check:
-    the last R*N tokens of each row (R = max_repeats, N = max_ngram), compared with themselves n back for every
-    n through one unfolded view. Period n holds when the last (R-1)*n tokens each equal the one n before them,
-    which is R copies; tests/model/test_logits.py holds it to the plain loop over n and positions.
+    the last R*N tokens of each row (R = max_repeats, N = max_ngram; `StepView.recent`), compared with themselves n
+    back for every n through one unfolded view. Period n holds when the last (R-1)*n tokens each equal the one n
+    before them: R copies in the row's last R*n tokens. tests/model/test_logits.py holds it to the plain loop over n
+    and positions.
     """
 
     max_repeats: int = 4
     max_ngram: int = 4
 
+    @property
+    def window(self) -> int:
+        """How many of each row's last tokens it reads (`StepView.recent`)."""
+        return self.max_repeats * self.max_ngram
+
     def __call__(self, logits: torch.Tensor, view: StepView) -> bool:
-        history, lengths = view.history, view.lengths
-        repeats, ngram = self.max_repeats, self.max_ngram
-        if int(lengths.max()) < repeats:  # not even R unigrams yet
+        repeats, ngram, width = self.max_repeats, self.max_ngram, self.window
+        if view.longest < repeats:  # not even R unigrams yet
             return False
-        width = repeats * ngram
-        back = torch.arange(width, 0, -1, device=history.device)  # (width,) width .. 1
-        positions = lengths.unsqueeze(1) - back  # (rows, width) the last `width` positions, oldest first
-        tail = history.gather(1, positions.clamp(min=0))
-        # Every period n needs the last token to equal the one n before it; usually none does: done in 7 ops.
+        tail = view.recent[:, -width:]  # (rows, width)
+        # Every period n needs the last token to equal the one n before it; usually none does: done in 3 ops.
         if not bool((tail[:, -1:] == tail[:, -1 - ngram: -1]).any()):
             return False
-        tail = torch.where(positions >= 0, tail, -back)  # before the start: values no token (>= 0) or other equals
         windows = tail.unfold(1, width - ngram, 1)  # (rows, N + 1, width - N): [:, o] = tail[:, o: o + width - N]
         same = windows[:, ngram:] == windows[:, :ngram].flip(1)  # (rows, N, width - N): tail[N+k] == tail[N+k-n]
-        n = torch.arange(1, ngram + 1, device=history.device).unsqueeze(1)  # (N, 1)
-        needed = torch.arange(ngram, width, device=history.device) >= width - (repeats - 1) * n  # (N, width - N)
-        periodic = (same | ~needed).all(dim=2) & (lengths.unsqueeze(1) >= repeats * n.t())  # (rows, N)
+        n = torch.arange(1, ngram + 1, device=tail.device).unsqueeze(1)  # (N, 1)
+        needed = torch.arange(ngram, width, device=tail.device) >= width - (repeats - 1) * n  # (N, width - N)
+        periodic = (same | ~needed).all(dim=2) & (view.lengths.unsqueeze(1) >= repeats * n.t())  # (rows, N)
         hits = periodic.nonzero()  # (hits, 2): row, n - 1
         if hits.size(0) == 0:
             return False
@@ -104,6 +130,11 @@ def processors(min_length: int, max_repeats: int) -> list[LogitProcessor]:
     if max_repeats > 0:
         chosen.append(RepetitionGuard(max_repeats))
     return chosen
+
+
+def window_of(chosen: list[LogitProcessor]) -> int:
+    """How many last tokens of each row search keeps for the processors (StepView.recent)."""
+    return max((processor.window for processor in chosen), default=0)
 
 
 def apply(logits: torch.Tensor, view: StepView, chosen: list[LogitProcessor]) -> bool:

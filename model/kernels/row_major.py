@@ -87,7 +87,7 @@ def row_major_step(packed: PackedDecoder, prev_embedded: torch.Tensor, state: De
     decoder, att = packed.decoder, packed.query_size
     from_top = packed.top_state(state.hidden[-1])  # (rows, att + 3H)
     if att:
-        context, weights = decoder.attend(from_top[:, :att].contiguous(), encoded)  # (rows, enc), (rows, src)
+        context, weights = decoder.attend(from_top[:, :att], encoded)  # (rows, enc), (rows, src)
     else:
         context, weights = encoded.final, None
     layer_input = torch.cat([prev_embedded, context], dim=1)  # (rows, emb + enc_out)
@@ -103,7 +103,8 @@ def row_major_step(packed: PackedDecoder, prev_embedded: torch.Tensor, state: De
     logits = packed.output_for(vocab)(readout)  # (rows, vocab)
     # A transposed view, not a copy: search's reductions over the vocabulary read either layout, and the
     # copy cost about a third of the int8 vocabulary product at 64 rows x 8000.
-    return logits.t(), DecoderState(torch.stack(new_hidden), None), weights
+    hidden = torch.stack(new_hidden) if layers > 1 else new_hidden[0].unsqueeze(0)  # (layers, rows, H)
+    return logits.t(), DecoderState(hidden, None), weights
 
 
 def _to_fp32(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:

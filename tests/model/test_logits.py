@@ -5,17 +5,18 @@ from __future__ import annotations
 import torch
 
 from model.config import EOS_ID, ModelConfig
-from model.logits import LengthLimits, RepetitionGuard, StepView
+from model.logits import LengthLimits, RepetitionGuard, StepView, before_start
 from model.search import SearchConfig, search
 from model.seq2seq import Seq2Seq
 
 
-def view(history: list[list[int]], width: int = 12) -> StepView:
-    rows = torch.zeros(len(history), width, dtype=torch.long)
+def view(history: list[list[int]], window: int = 16) -> StepView:
+    """Rows with these tokens so far, far from their length limit."""
+    recent = before_start(window).repeat(len(history), 1)
     for i, h in enumerate(history):
-        rows[i, : len(h)] = torch.tensor(h)
-    lengths = torch.tensor([len(h) for h in history])
-    return StepView(rows, lengths, torch.full((len(history),), 100))
+        recent[i, window - min(len(h), window):] = torch.tensor(h[-window:], dtype=torch.long)
+    lengths, longest = torch.tensor([len(h) for h in history]), max(map(len, history))
+    return StepView(recent, lengths, torch.full((len(history),), 100), longest, 100 - longest)
 
 
 def test_the_guard_masks_the_token_that_would_start_one_copy_too_many() -> None:
@@ -28,7 +29,7 @@ def test_the_guard_masks_the_token_that_would_start_one_copy_too_many() -> None:
 
 def test_length_limits_force_and_forbid_eos() -> None:
     logits = torch.zeros(10, 2)
-    limited = StepView(torch.zeros(2, 5, dtype=torch.long), torch.tensor([1, 4]), torch.tensor([9, 5]))
+    limited = StepView(torch.zeros(2, 0, dtype=torch.long), torch.tensor([1, 4]), torch.tensor([9, 5]), 4, 1)
     assert LengthLimits(min_length=2)(logits, limited)
     assert logits[EOS_ID, 0] == float("-inf") and logits[EOS_ID, 1] == 0  # row 0 too short, row 1 at its limit
     assert (logits[:, 1] == float("-inf")).sum() == 9
@@ -86,7 +87,7 @@ def test_the_guard_agrees_with_the_plain_rule_on_random_histories() -> None:
                 h = h + h[-n:] * int(torch.randint(1, repeats + 1, (1,), generator=generator))
             histories.append(h[:24])
         logits = torch.zeros(3, len(histories))
-        RepetitionGuard(repeats, ngram)(logits, view(histories, width=24))
+        RepetitionGuard(repeats, ngram)(logits, view(histories, window=repeats * ngram))
         for row, h in enumerate(histories):
             masked = set((logits[:, row] == float("-inf")).nonzero().flatten().tolist())
             assert masked == guard_reference(h, repeats, ngram), (repeats, ngram, h)
