@@ -14,6 +14,7 @@ import torch
 from model.config import ModelConfig
 from model.kernels import choose_kernel, resolve_precision
 from model.kernels.int8 import int8_linear
+from model.search import SearchConfig
 from model.seq2seq import Seq2Seq
 from model.translator import Translator
 from training.data import make_batch, token_batches
@@ -80,46 +81,78 @@ def square_product(n: int, precision: str) -> Callable[[], torch.Tensor]:
     return lambda: a @ b
 
 
-def bench_decode(translator: Translator, sources: list[str], beam: int, batch_size: int, gflops: float,
-                 max_sentences: int, rounds: int = 3) -> dict[str, Any]:
-    """Throughput of translating `max_sentences` sources: the best of `rounds`, as the matmul limit is
-    (on a shared VM one round of greedy batch 64 varied by +-15% from the next)."""
-    config = translator.defaults.changed(beam_size=beam, n_best=1, reverse_weight=0.0,
-                                         right_to_left_weight=0.0)  # search alone
+def decode_round(translator: Translator, texts: list[str], beam: int, batch_size: int) -> tuple[float, list]:
+    """Seconds to translate `texts` with search alone (no reranking) at this beam and batch size, and the results."""
+    config = translator.defaults.changed(beam_size=beam, n_best=1, reverse_weight=0.0, right_to_left_weight=0.0)
     translator.max_batch_size, translator.batch_tokens = batch_size, 10**9
-    texts = sources[:max_sentences]
-    translator.translate(texts[: min(len(texts), batch_size)], config)  # warm-up
-    seconds = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        results = translator.translate(texts, config)
-        seconds = min(seconds, time.perf_counter() - start)
-    c = translator.model.config
-    src_tokens = sum(len(r.src_pieces) + 1 for r in results)
-    tgt_tokens = sum(len(r.hypotheses[0].tgt_pieces) + 1 for r in results)
-    # Work done: the encoder once per source token, the decoder once per step per beam hypothesis.
-    flops = src_tokens * encoder_flops_per_token(c) + tgt_tokens * beam * decoder_flops_per_step(
-        c, src_tokens / len(results))
-    return {"search": "greedy" if beam == 1 else f"beam{beam}", "batch_size": batch_size, "sentences": len(texts),
-            "rounds": rounds,
-            "sentences_per_s": round(len(texts) / seconds, 2), "target_tokens_per_s": round(tgt_tokens / seconds, 1),
-            "limit_fraction": float(f"{flops / seconds / 1e9 / gflops:.3g}")}  # 3 significant digits
+    start = time.perf_counter()
+    results = translator.translate(texts, config)
+    return time.perf_counter() - start, results
 
 
-def bench_latency(translator: Translator, sources: list[str], beam: int, count: int,
-                  rerank: bool = False, shortlist: bool = False) -> dict[str, float]:
-    """p50/p95 of one sentence at a time; rerank: with the model's reranking (model/rerank.py, its weights);
-    shortlist: searching the model's lexical shortlist (model/shortlist.py)."""
-    off = None if rerank else 0.0
-    config = translator.defaults.changed(beam_size=beam, reverse_weight=off, right_to_left_weight=off,
-                                         shortlist=shortlist)
-    times = []
-    for text in sources[:count]:
-        start = time.perf_counter()
-        translator.translate([text], config)
-        times.append((time.perf_counter() - start) * 1000)
-    quantiles = statistics.quantiles(times, n=20)
-    return {"p50": round(statistics.median(times), 2), "p95": round(quantiles[18], 2), "beam_size": beam}
+def bench_decode(translator: Translator, sources: list[str], precisions: list[str], gflops: dict[str, float],
+                 max_sentences: int, rounds: int = 3) -> list[dict[str, Any]]:
+    """Throughput of greedy and beam 5 at batch 1 (64 sentences) and 64 (`max_sentences`) in each precision: the
+    best of `rounds`, as the matmul limit is. Every round runs each precision in turn (the model's kernel switched),
+    so a machine whose speed drifts (one round of greedy batch 64 varied by +-15% from the next on a shared VM)
+    moves them alike, and the precisions' ratios hold."""
+    model, c = translator.model, translator.model.config
+    rows = [(precision, beam, batch) for precision in precisions for beam in (1, 5) for batch in (1, 64)]
+    seconds = dict.fromkeys(rows, float("inf"))
+    results: dict[tuple[str, int, int], list] = {}
+    for round_ in range(rounds + 1):  # round 0 warms each up
+        for precision in precisions:
+            model.use_kernel(choose_kernel(c, translator.device, precision))
+            for row in (r for r in rows if r[0] == precision):
+                texts = sources[: max_sentences if row[2] > 1 else 64]
+                elapsed, results[row] = decode_round(translator, texts if round_ else texts[: row[2]], *row[1:])
+                if round_:
+                    seconds[row] = min(seconds[row], elapsed)
+    out = []
+    for (precision, beam, batch), best in seconds.items():
+        done = results[(precision, beam, batch)]
+        src_tokens = sum(len(r.src_pieces) + 1 for r in done)
+        tgt_tokens = sum(len(r.hypotheses[0].tgt_pieces) + 1 for r in done)
+        # Work done: the encoder once per source token, the decoder once per step per beam hypothesis.
+        flops = src_tokens * encoder_flops_per_token(c) + tgt_tokens * beam * decoder_flops_per_step(
+            c, src_tokens / len(done))
+        out.append({"precision": precision, "search": "greedy" if beam == 1 else f"beam{beam}",
+                    "batch_size": batch, "sentences": len(done), "rounds": rounds,
+                    "sentences_per_s": round(len(done) / best, 2), "target_tokens_per_s": round(tgt_tokens / best, 1),
+                    "limit_fraction": float(f"{flops / best / 1e9 / gflops[precision]:.3g}")})  # 3 significant digits
+    return out
+
+
+def bench_latencies(translator: Translator, sources: list[str], searches: dict[str, SearchConfig],
+                    count: int) -> dict[str, dict[str, float]]:
+    """p50/p95 of one sentence at a time for each of `searches`, measured in the same minutes: every sentence is
+    translated by each search in turn (the order rotating), so a machine whose speed drifts (a shared VM's does,
+    by a third within a minute) moves them all alike and their ratios hold."""
+    times: dict[str, list[float]] = {name: [] for name in searches}
+    names = list(searches)
+    for i, text in enumerate(sources[:count]):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            start = time.perf_counter()
+            translator.translate([text], searches[name])
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: {"p50": round(statistics.median(row), 2), "p95": round(statistics.quantiles(row, n=20)[18], 2),
+                   "beam_size": searches[name].beam_size} for name, row in times.items()}
+
+
+def latency_searches(translator: Translator) -> dict[str, SearchConfig]:
+    """The single-sentence searches `rnnmt bench` times: the model's beam, greedy and beam 5 (the targets'), with
+    the model's reranking when it has its rerankers, and each over the model's shortlist when it has one."""
+    defaults, off = translator.defaults, {"reverse_weight": 0.0, "right_to_left_weight": 0.0}
+    plain = {"beam": defaults.changed(**off, shortlist=False), "greedy": defaults.changed(beam_size=1, **off,
+                                                                                         shortlist=False)}
+    if defaults.beam_size != 5:
+        plain["beam5"] = defaults.changed(beam_size=5, n_best=1, **off, shortlist=False)
+    if translator.reranks(defaults):
+        plain["reranked"] = defaults.changed(shortlist=False)
+    searches = dict(plain)
+    if translator.bundle.shortlist is not None:
+        searches.update({f"shortlist-{name}": config.changed(shortlist=True) for name, config in plain.items()})
+    return searches
 
 
 def bench_training(translator: Translator, sources: list[str], targets: list[str], steps: int,
@@ -147,40 +180,29 @@ def bench_training(translator: Translator, sources: list[str], targets: list[str
 
 
 def run_bench(translator: Translator, sources: list[str], targets: list[str] | None, threads: int,
-              max_sentences: int = 512, train_steps: int = 30, latency_count: int = 50,
+              max_sentences: int = 512, train_steps: int = 30, latency_count: int = 100,
               precisions: tuple[str, ...] = ("fp32",), limit_rounds: int = 3) -> dict[str, Any]:
     """Decoding in each of `precisions` side by side (the model's kernel chosen anew for each), each against
     this machine's matmul limit in that precision; training once (fp32)."""
     torch.set_num_threads(threads)
     model, c = translator.model, translator.model.config
     resolved = list(dict.fromkeys(resolve_precision(p, c, translator.device) for p in precisions))  # fail early
-    decode, per_precision = [], []
+    gflops = {precision: machine_matmul_gflops(limit_rounds, precision) for precision in resolved}
+    decode = bench_decode(translator, sources, resolved, gflops, max_sentences)
+    per_precision = []
     for precision in resolved:
         model.use_kernel(choose_kernel(c, translator.device, precision))
         for reranker in (translator.reverse, translator.right_to_left):
             if reranker is not None:
                 reranker.model.use_kernel(choose_kernel(reranker.model.config, translator.device, precision))
-        gflops = machine_matmul_gflops(limit_rounds, precision)
-        decode += [{"precision": precision, **bench_decode(translator, sources, beam, batch, gflops,
-                                                            max_sentences if batch > 1 else 64)}
-                   for beam in (1, 5) for batch in (1, 64)]
         translator.max_batch_size, translator.batch_tokens = 64, 10**9
-        latency = bench_latency(translator, sources, translator.defaults.beam_size, latency_count)
-        greedy_latency = bench_latency(translator, sources, 1, latency_count)
-        reranked = (bench_latency(translator, sources, translator.defaults.beam_size, latency_count, rerank=True)
-                    if translator.reranks(translator.defaults) else None)
-        shortlisted = None
-        if translator.bundle.shortlist is not None:  # the same rows searching the shortlist, side by side
-            shortlisted = {"greedy": bench_latency(translator, sources, 1, latency_count, shortlist=True),
-                           "beam": bench_latency(translator, sources, translator.defaults.beam_size, latency_count,
-                                                 shortlist=True)}
-            if reranked is not None:
-                shortlisted["reranked"] = bench_latency(translator, sources, translator.defaults.beam_size,
-                                                        latency_count, rerank=True, shortlist=True)
+        latencies = bench_latencies(translator, sources, latency_searches(translator), latency_count)
+        shortlisted = {name.removeprefix("shortlist-"): row for name, row in latencies.items()
+                       if name.startswith("shortlist-")} or None
         per_precision.append({"precision": precision, "kernel": model.kernel.name,
-                              "machine_matmul_gflops": round(gflops, 1), "latency_ms": latency,
-                              "greedy_latency_ms": greedy_latency, "reranked_latency_ms": reranked,
-                              "shortlist_latency_ms": shortlisted})
+                              "machine_matmul_gflops": round(gflops[precision], 1), "latency_ms": latencies["beam"],
+                              "greedy_latency_ms": latencies["greedy"], "beam5_latency_ms": latencies.get("beam5"),
+                              "reranked_latency_ms": latencies.get("reranked"), "shortlist_latency_ms": shortlisted})
     train_tps = bench_training(translator, sources, targets, train_steps, 1100) if targets else None
     first = per_precision[0]
     return {
@@ -215,10 +237,12 @@ def format_report(report: dict[str, Any]) -> str:
             rr = p["reranked_latency_ms"]
             lines.append(f"single-sentence latency, {p['precision']} (beam {rr['beam_size']} reranked, "
                          f"model/rerank.py): p50 {rr['p50']} ms, p95 {rr['p95']} ms")
-        if p.get("greedy_latency_ms"):
-            greedy = p["greedy_latency_ms"]
-            lines.append(f"single-sentence latency, {p['precision']} (greedy): p50 {greedy['p50']} ms, "
-                         f"p95 {greedy['p95']} ms")
+        for key in ("beam5_latency_ms", "greedy_latency_ms"):
+            if p.get(key):
+                row = p[key]
+                beam = "greedy" if row["beam_size"] == 1 else f"beam {row['beam_size']}"
+                lines.append(f"single-sentence latency, {p['precision']} ({beam}): p50 {row['p50']} ms, "
+                             f"p95 {row['p95']} ms")
         for search, row in (p.get("shortlist_latency_ms") or {}).items():
             beam = "greedy" if row["beam_size"] == 1 else f"beam {row['beam_size']}"
             lines.append(f"single-sentence latency, {p['precision']} ({beam}{' reranked' * (search == 'reranked')}, "
