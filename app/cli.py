@@ -296,14 +296,19 @@ def cmd_shortlist(args: argparse.Namespace) -> None:
     path = write_shortlist(args.model, shortlist)
     print(f"wrote {path}: the {shortlist.sizes[0]} most frequent target pieces and {shortlist.sizes[1]} per source "
           f"piece, from {counts.pairs:,} sentence pairs ({', '.join(specs)})")
+    report = {"file": path.name, "frequent": shortlist.sizes[0], "per_source": shortlist.sizes[1],
+              "pairs": counts.pairs, "corpora": specs, "vocab_size": bundle.tgt_tokenizer.vocab_size, "testsets": {}}
     for name in args.testset:
         src, ref = resolve_testset(name, bundle.source_lang, bundle.target_lang, args.data_dir)
         sources, references = read_lines(src), read_lines(ref)
         sizes = [len(shortlist.vocabulary(torch.tensor([ids or [0]])))
                  for ids in bundle.src_tokenizer.encode(sources)]
-        print(f"{name}: {coverage(bundle, shortlist, sources, references):.2%} of the reference pieces in the "
-              f"shortlist of their sentence (mean {sum(sizes) / len(sizes):.0f} of {bundle.tgt_tokenizer.vocab_size} "
-              f"pieces); BLEU with and without: rnnmt evaluate --shortlist / --no-shortlist")
+        held, mean = coverage(bundle, shortlist, sources, references), sum(sizes) / len(sizes)
+        report["testsets"][name] = {"coverage": round(held, 4), "mean_pieces": round(mean)}
+        print(f"{name}: {held:.2%} of the reference pieces in the shortlist of their sentence (mean {mean:.0f} of "
+              f"{report['vocab_size']} pieces); BLEU with and without: rnnmt evaluate --shortlist / --no-shortlist")
+    if args.json:
+        atomic_write(args.json, json.dumps(report, indent=2) + "\n")
 
 
 def cmd_average(args: argparse.Namespace) -> None:
@@ -708,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate target pieces per source piece (default 50)")
     p.add_argument("--testset", action="append", default=[], help="report coverage on it (a dev set), repeatable")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--json", help="also write the report (sizes, corpora, coverage) here, for the model card")
     p.set_defaults(func=cmd_shortlist)
 
     p = sub.add_parser("average", help="average the weights of model folders (same architecture and tokenizer)")

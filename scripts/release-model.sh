@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train (or resume) one recipe, with its second stage when it has one, tune beam size and length penalty on the
 # dev sets (never on test), score dev and test sets, benchmark, and export the fp16 model folder with its card
-# into released-models/, then build its lexical shortlist there.
+# into released-models/, with its lexical shortlist (built in the run folder, shipped and described on the card).
 # Usage: scripts/release-model.sh en-de            (configs/multi30k-en-de.yaml)
 #        scripts/release-model.sh everyday-de-en   (configs/everyday-de-en.yaml; adds the Ding dev/test splits)
 #        scripts/release-model.sh everyday-en-de-r2l (a right-to-left model: trained and scored, not tuned; it
@@ -52,8 +52,11 @@ if [[ $NAME == everyday-* ]]; then
   MORE+=(--title "rnnmt everyday ${TITLE%-r2l}$([[ $NAME == *-r2l ]] && echo ' right-to-left') (Multi30k + Ding)")
 fi
 $RNNMT bench --model "$RUN" --json "$RUN/bench.json" "${REV[@]}"
-.venv/bin/python -m training.release --run "$RUN" --out "$OUT" "${STAGE_ARGS[@]}" \
-  --val "$RUN/eval-val.json" --test "$RUN/eval-test.json" --bench "$RUN/bench.json" "${MORE[@]}"
 # The lexical shortlist (model/shortlist.py), built from the corpora the model trained on; searched on request.
 # SHORTLIST_FREQUENT: its most frequent target pieces (500; de->en keeps 1000, where 500 cost 0.22 BLEU on val).
-if [[ $NAME != *-r2l ]]; then $RNNMT shortlist --model "$OUT" --frequent "${SHORTLIST_FREQUENT:-500}" "${DEV[@]}"; fi
+if [[ $NAME != *-r2l ]]; then
+  $RNNMT shortlist --model "$RUN" --frequent "${SHORTLIST_FREQUENT:-500}" "${DEV[@]}" --json "$RUN/shortlist.json"
+  MORE+=(--shortlist "$RUN/shortlist.json")
+fi
+.venv/bin/python -m training.release --run "$RUN" --out "$OUT" "${STAGE_ARGS[@]}" \
+  --val "$RUN/eval-val.json" --test "$RUN/eval-test.json" --bench "$RUN/bench.json" "${MORE[@]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,17 @@ import yaml
 
 from model.atomic import atomic_write, staged_folder
 from model.checkpoint import is_right_to_left, load_model_folder, read_config, save_model_folder
+from model.shortlist import SHORTLIST
 from training.download import sha256_of
 
 CARD_FILES = ("config.json", "model.safetensors")
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file the model needs (weights, config, SentencePiece models)."""
+    """SHA-256 of every file the model needs (weights, config, SentencePiece models, the shortlist if any)."""
     config = read_config(folder)
-    names = sorted({*CARD_FILES, *config["tokenizer"].values()})
+    optional = [SHORTLIST] if (folder / SHORTLIST).is_file() else []
+    names = sorted({*CARD_FILES, *config["tokenizer"].values(), *optional})
     return {name: sha256_of(folder / name) for name in names}
 
 
@@ -46,6 +49,20 @@ def speed_lines(bench: dict[str, Any]) -> list[str]:
     if limit:
         lines.append(f"- this machine's fp32 matmul limit: {limit} GFLOP/s (square matmuls, best of 3)")
     return lines
+
+
+def shortlist_lines(report: dict[str, Any] | None) -> list[str]:
+    """The card's section on the folder's lexical shortlist (`rnnmt shortlist --json`), if it has one."""
+    if report is None:
+        return []
+    held = "; ".join(f"{name} {t['coverage']:.2%} (mean {t['mean_pieces']:,} of {report['vocab_size']:,} pieces)"
+                     for name, t in report["testsets"].items())
+    return ["## Lexical shortlist",
+            f"`{report['file']}` (model/shortlist.py): the {report['frequent']:,} most frequent target pieces and, for "
+            f"each source piece, the {report['per_source']} target pieces that co-occur with it most beyond chance "
+            f"(Dice), counted on {report['pairs']:,} training pairs ({', '.join(report['corpora'])}). A search on "
+            "request (`--shortlist`, `\"shortlist\": true`) scores only the union for its sentences. Share of the "
+            f"reference pieces in their sentence's shortlist: {held}.", ""]
 
 
 def tuning_lines(tuning: dict[str, Any] | None) -> list[str]:
@@ -82,6 +99,7 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
              f"{result['bleu']} | {result['chrf']} |") for name, result in extra.items()), "",
         f"BLEU signature: `{test['bleu_signature']}`  ", f"chrF signature: `{test['chrf_signature']}`", "",
         *tuning_lines(card.get("tuning")),
+        *shortlist_lines(card.get("shortlist")),
         *speed_lines(bench),
     ]
     lines += ["", "## Limitations", card["limitations"], "", "## Files (SHA-256)"]
@@ -148,6 +166,8 @@ def main() -> None:
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=EVAL.json",
                         help="another evaluation set for the card, e.g. ding:test=runs/x/eval-ding-test.json")
     parser.add_argument("--title", help="the card's title (default: rnnmt Multi30k SRC → TGT)")
+    parser.add_argument("--shortlist", type=Path, help="`rnnmt shortlist --model RUN --json` output: ships the run's "
+                                                      "shortlist.safetensors, described on the card")
     args = parser.parse_args()
     # The stages are the runs that trained (metrics.json); --run may instead be their average (rnnmt average).
     runs = [run for run in dict.fromkeys([*args.earlier_run, args.run]) if (run / "metrics.json").is_file()]
@@ -173,6 +193,8 @@ def main() -> None:
     everyday = any(name.startswith("ding:") for name in extra)
     with staged_folder(args.out) as staging:  # published whole, card included: never weights without their card
         export_fp16(args.run, staging)
+        if args.shortlist:
+            shutil.copyfile(args.run / SHORTLIST, staging / SHORTLIST)  # staged: published with the folder
         write_card(staging, {
             "title": args.title or f"rnnmt Multi30k {names.get(src, src)} → {names.get(tgt, tgt)}",
             "summary": f"A bidirectional-GRU encoder / GRU decoder with Bahdanau attention, trained with rnnmt on "
@@ -201,6 +223,7 @@ def main() -> None:
             "test": {**test, "decode": decode(test)},
             "bench": json.loads(args.bench.read_text()) if args.bench else None,
             "limitations": EVERYDAY_LIMITATIONS if everyday else LIMITATIONS,
+            "shortlist": json.loads(args.shortlist.read_text()) if args.shortlist else None,
         })
     print(f"released {args.out}")
 

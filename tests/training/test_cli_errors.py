@@ -149,11 +149,17 @@ def test_shortlist_is_built_from_a_corpus_and_searched_on_request(tmp_path: Path
     shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("checkpoints"))
     corpus = tmp_path / "pairs.tsv"
     corpus.write_text("three one four\tvier eins drei\nnine eight\tacht neun\n" * 20, encoding="utf-8")
+    report = tmp_path / "shortlist.json"
     result = rnnmt("shortlist", "--model", str(folder), "--corpus", str(corpus), "--frequent", "4",
-                   "--per-source", "3")
+                   "--per-source", "3", "--json", str(report))
     assert result.returncode == 0, result.stderr.decode()
     assert "the 4 most frequent target pieces and 3 per source piece, from 40 sentence pairs" in result.stdout.decode()
     assert (folder / "shortlist.safetensors").is_file()
+    import json
+
+    written = json.loads(report.read_text())  # what the model card says of it (training/release.py)
+    assert {k: written[k] for k in ("file", "frequent", "per_source", "pairs", "corpora")} == {
+        "file": "shortlist.safetensors", "frequent": 4, "per_source": 3, "pairs": 40, "corpora": [str(corpus)]}
     plain = rnnmt("translate", "--model", str(folder), stdin=b"three one four\n")
     shortlisted = rnnmt("translate", "--model", str(folder), "--shortlist", stdin=b"three one four\n")
     assert shortlisted.returncode == 0, shortlisted.stderr.decode()
@@ -163,8 +169,6 @@ def test_shortlist_is_built_from_a_corpus_and_searched_on_request(tmp_path: Path
     result = rnnmt("bench", "--model", str(folder), "--src", str(corpus), "--max-sentences", "4", "--limit-rounds", "1",
                    "--json", str(out))
     assert result.returncode == 0, result.stderr.decode()
-    import json
-
     rows = json.loads(out.read_text())["precisions"][0]["shortlist_latency_ms"]
     assert rows["greedy"]["beam_size"] == 1 and rows["greedy"]["p50"] > 0 and rows["beam"]["p50"] > 0
     assert "(greedy, shortlist)" in result.stdout.decode()
