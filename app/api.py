@@ -62,7 +62,8 @@ async def translate(body: TranslateRequest, request: Request, response: Response
     else:
         work = service.translate_content(texts, route, options, content, body.return_scores, caller.client)
     items = await unless_disconnected(request, work)
-    return TranslateResponse(translations=items, model=registry.model_named(items[0].models[-1]).info,
+    last = next((item.models[-1] for item in items if item.models), None)  # None: all already in the target language
+    return TranslateResponse(translations=items, model=None if last is None else registry.model_named(last).info,
                              timing_ms=round((time.perf_counter() - start) * 1000.0, 2))
 
 

@@ -154,7 +154,8 @@ class TranslationItem(BaseModel):
     text: str
     score: float | None = None
     alternatives: list[Alternative]
-    models: list[str] = Field(default_factory=list, description="the models used, in order (two through a pivot)")
+    models: list[str] = Field(default_factory=list, description="the models used, in order (two through a pivot; "
+                              "none for a text detected in the target language, returned unchanged)")
     pivot: PivotStep | None = None
     detected_language: DetectedLanguage | None = Field(None, description="with source 'auto'")
     unplaced: list[str] | None = Field(None, description="protected spans or glossary terms the alignment could not "
@@ -188,7 +189,8 @@ class TranslateResponse(BaseModel):
     }]})
 
     translations: list[TranslationItem] = Field(description="one per input text, in order")
-    model: ModelInfo
+    model: ModelInfo | None = Field(description="the model that translated the first translated text; null when "
+                                    "every text was detected in the target language already (source auto)")
     timing_ms: float
 
 

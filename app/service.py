@@ -126,7 +126,8 @@ class TranslationService:
 
     async def translate_auto(self, texts: list[str], target: str, options: DecodeOptions, content: Content,
                              return_scores: bool = False, client: str | None = None) -> list[TranslationItem]:
-        """Detect each text's language, then translate the texts of each language along its route."""
+        """Detect each text's language, then translate the texts of each language along its route (a text in the
+        target language already is returned unchanged, with no model)."""
         if content.format == "html":  # detect the language of the visible text, not of the tags
             detections = check_detected(texts, await self.detect([html_text(t) for t in texts]))
         else:
@@ -134,6 +135,9 @@ class TranslationService:
         groups: dict[str, list[int]] = {}
         for i, found in enumerate(detections):
             groups.setdefault(found.language, []).append(i)
+        # A text already in the target language comes back as it is (as Google's and LibreTranslate's auto-detection
+        # do): a page's texts, some in the reader's language, then translate without a 400 for the whole request.
+        unchanged = groups.pop(target, [])
         routes = {lang: self.registry.route(lang, target, detected=True) for lang in groups}
         results = await asyncio.gather(*(self.translate_content([texts[i] for i in indices], routes[lang], options,
                                                                 content, return_scores, client)
@@ -142,6 +146,9 @@ class TranslationService:
         for indices, translated in zip(groups.values(), results):
             for i, item in zip(indices, translated):
                 items[i] = item.model_copy(update={"detected_language": detections[i]})
+        for i in unchanged:
+            items[i] = TranslationItem(text=texts[i], alternatives=[Alternative(text=texts[i])], models=[],
+                                       detected_language=detections[i])
         return items  # type: ignore[return-value]
 
     async def translate_content(self, texts: list[str], route: Route, options: DecodeOptions, content: Content,

@@ -299,9 +299,9 @@ async function translate(event) {
     showDetected(item.detected_language);
     showPivot(item.pivot);
     showUnplaced(item.unplaced);
-    const models = item.models && item.models.length ? item.models : [data.model.name];
-    $("timing").textContent = `${models.length > 1 ? "Models" : "Model"}: ${models.join(" → ")}, `
-      + `${data.timing_ms.toFixed(0)} ms`;
+    const models = item.models && item.models.length ? item.models : [];
+    $("timing").textContent = (models.length ? `${models.length > 1 ? "Models" : "Model"}: ${models.join(" → ")}, `
+      : "Already in the target language, ") + `${data.timing_ms.toFixed(0)} ms`;
     select(0);
   } catch (err) {
     showError(err.message);

@@ -71,10 +71,26 @@ def test_auto_detects_each_text_and_routes_it(pivot_url: str) -> None:
         assert english["detected_language"]["language"] == "en" and english["models"] == ["tiny-en-de"]
         for item in (french, english):
             assert 0.5 < item["detected_language"]["confidence"] <= 1.0 and item["detected_language"]["reliable"]
-        # Detected English has no model into English: a clear 400 that names the detected language.
-        same = http.post("/translate", json={"text": "The weather is nice today.", "source": "auto", "target": "en"})
-        assert same.status_code == 400 and same.json()["error"]["code"] == "unsupported_pair"
-        assert "detected as English ('en')" in same.json()["error"]["message"]
+        # A text already in the target language comes back unchanged, with no model, beside the others translated;
+        # a request of such texts alone names no model.
+        english = "A man rides a bicycle down the street."
+        mixed = http.post("/translate", json={"text": [FRENCH, english], "source": "auto", "target": "en",
+                                              "beam_size": 1}).json()
+        translated, kept = mixed["translations"]
+        assert translated["models"] == ["tiny-fr-en"] and translated["text"] != FRENCH
+        assert kept["text"] == english and kept["models"] == [] and kept["detected_language"]["language"] == "en"
+        assert kept["alternatives"] == [{"text": english, "score": None, "attention": None}]
+        assert mixed["model"]["name"] == "tiny-fr-en"
+        same = http.post("/translate", json={"text": english, "source": "auto", "target": "en"})
+        assert same.status_code == 200 and same.json()["model"] is None
+        assert same.json()["translations"][0]["text"] == english
+        lt = http.post("/libretranslate/translate", json={"q": [english, FRENCH], "source": "auto", "target": "en"})
+        assert lt.status_code == 200 and lt.json()["translatedText"][0] == english
+        assert [d["language"] for d in lt.json()["detectedLanguage"]] == ["en", "fr"]
+        # A pair no model serves, even through English, is still a clear 400 that names the detected language.
+        none = http.post("/translate", json={"text": english, "source": "auto", "target": "fr"})
+        assert none.status_code == 400 and none.json()["error"]["code"] == "unsupported_pair"
+        assert "detected as English ('en')" in none.json()["error"]["message"]
         html = http.post("/translate", json={"text": f"<p>{FRENCH.replace('vélo', '<b>vélo</b>')}</p>",
                                              "source": "auto", "target": "de", "format": "html"}).json()
         assert html["translations"][0]["detected_language"]["language"] == "fr"  # the text's, not the tags'
