@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,14 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
     return value
+
+
+def _report_path(text: str) -> str:
+    """A file a command writes its report to: its folder must exist (checked before the work, not after)."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -680,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--lowercase", action="store_true")
     p.add_argument("--tokenize", default=None, help="sacrebleu tokenizer (default 13a; 'intl', 'none', ...)")
-    p.add_argument("--json")
+    p.add_argument("--json", type=_report_path)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("tune", help="choose the model's beam size and length penalty on dev sets")
@@ -713,7 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate target pieces per source piece (default 50)")
     p.add_argument("--testset", action="append", default=[], help="report coverage on it (a dev set), repeatable")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--json", help="also write the report (sizes, corpora, coverage) here, for the model card")
+    p.add_argument("--json", type=_report_path,
+                   help="also write the report (sizes, corpora, coverage) here, for the model card")
     p.set_defaults(func=cmd_shortlist)
 
     p = sub.add_parser("average", help="average the weights of model folders (same architecture and tokenizer)")
@@ -734,7 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-rounds", type=_positive_int, default=3, help="rounds of the matmul-limit measurement")
     p.add_argument("--precision", default="fp32", metavar="LIST",
                    help="decoding precisions to compare, comma-separated: fp32,int8,bf16,auto (default fp32)")
-    p.add_argument("--json")
+    p.add_argument("--json", type=_report_path)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("plot-attention", help="attention heatmap of one translation (PNG, matplotlib)")
@@ -771,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0, help="for the batching run")
     p.add_argument("--regroup-ms", type=_non_negative_float, default=50.0, help="for the batching run")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the server (0 = torch's default)")
-    p.add_argument("--json", "--json-out", dest="json", help="write the report here (JSON)")
+    p.add_argument("--json", "--json-out", dest="json", type=_report_path, help="write the report here (JSON)")
     p.add_argument("--fairness", action="store_true", help="instead: latency of a one-sentence client (API key "
                    "'single') idle and while another key ('flood') sends many sentences")
     p.add_argument("--single-requests", type=_positive_int, default=40, help="--fairness: requests of 'single' "

@@ -191,3 +191,11 @@ def test_serve_with_a_bad_setting_is_one_line() -> None:
 def test_bench_serve_rejects_a_negative_wait() -> None:
     result = rnnmt("bench-serve", "--models-dir", ".", "--regroup-ms", "-1")
     assert result.returncode == 2 and "expected a number >= 0" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "bench", "shortlist"])
+def test_a_report_into_a_missing_folder_is_refused_before_the_work(tmp_path: Path, command: str) -> None:
+    result = rnnmt(command, "--model", str(tmp_path), "--json", str(tmp_path / "missing" / "report.json"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert f"argument --json: folder {tmp_path / 'missing'} does not exist" in stderr
