@@ -38,7 +38,7 @@ lint: install
 	$(VENV)/bin/ruff check app model training tests
 
 test: install test-deps lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

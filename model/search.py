@@ -123,14 +123,17 @@ def _normalize_and_constrain(logits: torch.Tensor, view: StepView,
 def _greedy_choice(logits: torch.Tensor, view: StepView, chosen: list[LogitProcessor]
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (vocab, rows) -> each row's best token and the model's log-normalizer, (rows,) each, after the logit
-    processors. One row (the service's latency path) takes two reductions where the chunk maxima serve many
-    rows (log-normalizer and argmax 27 vs 38 us for 900 x 1; every op costs ~5 us there)."""
+    processors. One row (the service's latency path) takes two reductions over its column as a flat vector,
+    where the chunk maxima serve many rows: log_softmax's fused kernel and a flat argmax take 20 + 16 us on
+    10,000 pieces against logsumexp's six ops and argmax over dim 0 of (vocab, 1), 42 + 29 us (AVX2, 2 threads)."""
     if logits.size(1) > 1:
         chunk_max, log_norm = _normalize_and_constrain(logits, view, chosen)
         return argmax_over_vocab(logits, chunk_max), log_norm
-    log_norm = torch.logsumexp(logits, 0)
+    column = logits.view(-1)  # (vocab,): one row is contiguous in either layout
+    log_probs = torch.log_softmax(column, 0)  # before the processors: the model's own distribution
     apply_processors(logits, view, chosen)
-    return logits.argmax(0), log_norm
+    best = column.argmax().view(1)
+    return best, logits[best, 0] - log_probs[best]  # the log-normalizer at the chosen piece
 
 
 @torch.inference_mode()
