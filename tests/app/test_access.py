@@ -25,7 +25,8 @@ BODY = {"text": "one two", "source": "en", "target": "de", "beam_size": 1}
 def fresh_minute(margin_s: float = 25.0) -> None:
     """Sliding-window counters are exact within one epoch minute and estimate across two (the previous
     minute's count weighs by how much of it is left): start a sequence that counts to a per-minute limit
-    early enough in a minute that it ends in the same one."""
+    early enough in a minute that it ends in the same one. The margin is what the sequence may take: a few
+    requests need a few seconds; waiting for more than that only lengthens the suite (up to the margin a call)."""
     left = 60.0 - time.time() % 60.0
     if left < margin_s:
         time.sleep(left + 0.2)
@@ -136,7 +137,7 @@ def test_anonymous_limits_per_address(served_models_dir: Path, tmp_path: Path) -
     env = {**SERVER_ENV, "RNNMT_KEYS_DB": str(tmp_path / "k.sqlite"), "RNNMT_ANONYMOUS_REQUESTS_PER_MINUTE": "1"}
     with running_server(served_models_dir, env) as url, httpx.Client(base_url=url, timeout=60) as http:
         wait_ready(url)
-        fresh_minute()
+        fresh_minute(margin_s=10.0)  # two requests
         assert http.post("/translate", json=BODY).status_code == 200
         assert http.post("/libretranslate/translate", json={"q": "one", "source": "en", "target": "de"}
                          ).status_code == 429
@@ -176,7 +177,7 @@ def test_quota_shared_by_two_replicas_through_redis(served_models_dir: Path, tmp
         for url in urls:
             wait_ready(url)
         headers = {"Authorization": f"Bearer {key}"}
-        fresh_minute()
+        fresh_minute(margin_s=10.0)  # six requests
         codes = [httpx.post(f"{urls[i % 2]}/translate", json=BODY, headers=headers, timeout=60).status_code
                  for i in range(6)]
         assert codes == [200, 200, 200, 200, 429, 429]  # 4 per minute in all, not 4 per replica
