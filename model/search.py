@@ -120,20 +120,22 @@ def _normalize_and_constrain(logits: torch.Tensor, view: StepView,
     return chunk_max, log_norm
 
 
-def _greedy_choice(logits: torch.Tensor, view: StepView, chosen: list[LogitProcessor]
+def _greedy_choice(logits: torch.Tensor, view: StepView, chosen: list[LogitProcessor], columns: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits (vocab, rows) -> each row's best token and the model's log-normalizer, (rows,) each, after the logit
-    processors. One row (the service's latency path) takes two reductions over its column as a flat vector,
-    where the chunk maxima serve many rows: log_softmax's fused kernel and a flat argmax take 20 + 16 us on
-    10,000 pieces against logsumexp's six ops and argmax over dim 0 of (vocab, 1), 42 + 29 us (AVX2, 2 threads)."""
+    """logits (vocab, rows), columns = arange(rows) -> each row's best token after the logit processors and the
+    model's log-probability of it, (rows,) each. One row (the service's latency path) takes two reductions over
+    its column as a flat vector, where the chunk maxima serve many rows: log_softmax's fused kernel and a flat
+    argmax take 20 + 16 us on 10,000 pieces against logsumexp's six ops and argmax over dim 0 of (vocab, 1),
+    42 + 29 us (AVX2, 2 threads)."""
     if logits.size(1) > 1:
         chunk_max, log_norm = _normalize_and_constrain(logits, view, chosen)
-        return argmax_over_vocab(logits, chunk_max), log_norm
+        best = argmax_over_vocab(logits, chunk_max)
+        return best, logits[best, columns] - log_norm
     column = logits.view(-1)  # (vocab,): one row is contiguous in either layout
     log_probs = torch.log_softmax(column, 0)  # before the processors: the model's own distribution
     apply_processors(logits, view, chosen)
     best = column.argmax().view(1)
-    return best, logits[best, 0] - log_probs[best]  # the log-normalizer at the chosen piece
+    return best, log_probs[best]
 
 
 @torch.inference_mode()
@@ -178,8 +180,8 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
     while True:
         logits, state, weights = model.decode_step(prev, state, encoded, vocab)  # (vocab, rows)
         view = StepView(recent, position, row_limit, longest, steps_left)
-        best, log_norm = _greedy_choice(logits, view, chosen)  # (rows,) each
-        row_log_prob += logits[best, columns] - log_norm
+        best, step_log_prob = _greedy_choice(logits, view, chosen, columns)  # (rows,) each
+        row_log_prob += step_log_prob
         history[columns, position] = best
         if window:
             recent = torch.cat([recent[:, 1:], best.unsqueeze(1)], dim=1)
