@@ -52,6 +52,11 @@ release-models: install test-deps
 	scripts/release-model.sh everyday-de-en-r2l
 	scripts/release-model.sh everyday-en-de
 	SHORTLIST_FREQUENT=1000 scripts/release-model.sh everyday-de-en
+	# de->en, both models: one more stage with back-translated everyday English, released in their place.
+	scripts/fortunes-bt.sh
+	scripts/release-model.sh everyday-de-en-r2l-bt
+	BEAMS=8,16 TUNE_ARGS="--length-penalties 0.6,1.0 --reverse-weights 1.5,2,2.5,3 --right-to-left-weights 1,1.5,2,3" \
+	  SHORTLIST_FREQUENT=1000 scripts/release-model.sh everyday-de-en-bt
 	scripts/release-model.sh en-fr
 	scripts/release-model.sh fr-en
 	scripts/release-model.sh en-cs

@@ -8,11 +8,17 @@
 #                                                   reranks released-models/everyday-en-de, which starts it)
 # A recipe NAME trains in two stages when configs/NAME-continue.yaml exists: that config starts from runs/NAME
 # (train.init_from) and trains runs/NAME-continue; the model released averages the best checkpoints both kept (runs/NAME-averaged).
+# A recipe BASE-bt is one more stage on top of released-models/BASE (its train.init_from), with back-translated data
+# (scripts/fortunes-bt.sh first): released in BASE's place, its card carrying BASE's earlier stages.
+# TUNE_ARGS: more `rnnmt tune` options (length penalties, weight grids); BEAMS: its beam sizes.
 set -euo pipefail
 NAME=${1:?recipe, e.g. en-de or everyday-de-en}
 [[ $NAME =~ ^[a-z]{2}-[a-z]{2}$ ]] && NAME=multi30k-$NAME
 RNNMT=${RNNMT:-.venv/bin/rnnmt}
-OUT=released-models/$NAME
+BASE=${NAME%-bt}
+OUT=released-models/$BASE
+EARLIER=()
+[ "$BASE" != "$NAME" ] && EARLIER=(--earlier-card "$OUT/README.md")
 EXTRA=${TRAIN_ARGS:-}
 CONFIGS=(configs/$NAME.yaml)
 RUNS=(runs/$NAME)
@@ -30,33 +36,33 @@ else
   RUN=${RUNS[0]}
 fi
 DEV=(--testset multi30k:val)
-[[ $NAME == everyday-* ]] && DEV+=(--testset ding:dev)
+[[ $BASE == everyday-* ]] && DEV+=(--testset ding:dev)
 # Beams are reranked (model/rerank.py) by the released model of the other direction and the released right-to-left
 # model of this one, those there are; a right-to-left model is scored as it is, alone.
 REV=(--reverse-model none --right-to-left-model none)
-if [[ $NAME != *-r2l ]]; then
-  REVERSE=released-models/${NAME%-*-*}-${NAME##*-}-${NAME: -5:2}
+if [[ $BASE != *-r2l ]]; then
+  REVERSE=released-models/${BASE%-*-*}-${BASE##*-}-${BASE: -5:2}
   [ -f "$REVERSE/config.json" ] && REV[1]=$REVERSE
-  [ -f "released-models/$NAME-r2l/config.json" ] && REV[3]=released-models/$NAME-r2l
-  $RNNMT tune --model "$RUN" "${DEV[@]}" --beam-sizes "${BEAMS:-6,8}" "${REV[@]}"
+  [ -f "released-models/$BASE-r2l/config.json" ] && REV[3]=released-models/$BASE-r2l
+  $RNNMT tune --model "$RUN" "${DEV[@]}" --beam-sizes "${BEAMS:-6,8}" "${REV[@]}" ${TUNE_ARGS:-}
 fi
 $RNNMT evaluate --model "$RUN" --testset multi30k:val --json "$RUN/eval-val.json" "${REV[@]}"
 $RNNMT evaluate --model "$RUN" --testset multi30k:test_2016_flickr --json "$RUN/eval-test.json" "${REV[@]}"
 MORE=()
-if [[ $NAME == everyday-* ]]; then
+if [[ $BASE == everyday-* ]]; then
   for split in dev test; do
     $RNNMT evaluate --model "$RUN" --testset ding:$split --json "$RUN/eval-ding-$split.json" "${REV[@]}"
     MORE+=(--extra "ding:$split=$RUN/eval-ding-$split.json")
   done
-  TITLE=${NAME#everyday-}
-  MORE+=(--title "rnnmt everyday ${TITLE%-r2l}$([[ $NAME == *-r2l ]] && echo ' right-to-left') (Multi30k + Ding)")
+  TITLE=${BASE#everyday-}
+  MORE+=(--title "rnnmt everyday ${TITLE%-r2l}$([[ $BASE == *-r2l ]] && echo ' right-to-left') (Multi30k + Ding)")
 fi
 $RNNMT bench --model "$RUN" --json "$RUN/bench.json" "${REV[@]}"
 # The lexical shortlist (model/shortlist.py), built from the corpora the model trained on; searched on request.
 # SHORTLIST_FREQUENT: its most frequent target pieces (500; de->en keeps 1000, where 500 cost 0.22 BLEU on val).
-if [[ $NAME != *-r2l ]]; then
+if [[ $BASE != *-r2l ]]; then
   $RNNMT shortlist --model "$RUN" --frequent "${SHORTLIST_FREQUENT:-500}" "${DEV[@]}" --json "$RUN/shortlist.json"
   MORE+=(--shortlist "$RUN/shortlist.json")
 fi
 .venv/bin/python -m training.release --run "$RUN" --out "$OUT" "${STAGE_ARGS[@]}" \
-  --val "$RUN/eval-val.json" --test "$RUN/eval-test.json" --bench "$RUN/bench.json" "${MORE[@]}"
+  --val "$RUN/eval-val.json" --test "$RUN/eval-test.json" --bench "$RUN/bench.json" "${MORE[@]}" "${EARLIER[@]}"

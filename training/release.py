@@ -79,6 +79,35 @@ def tuning_lines(tuning: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def scores_lines(val: dict[str, Any], test: dict[str, Any], extra: dict[str, dict[str, Any]]) -> list[str]:
+    """The card's scores table: val, test and the other evaluation sets (`rnnmt evaluate --json` results whose
+    `decode` is already the text `decode_text` writes), with the signatures."""
+    return [
+        "## Scores (sacrebleu, cased, detokenized)",
+        "| set | decode | BLEU | chrF |", "|---|---|---|---|",
+        f"| Multi30k val | {val['decode']} | {val['bleu']} | {val['chrf']} |",
+        f"| Multi30k test_2016_flickr | {test['decode']} | **{test['bleu']}** | **{test['chrf']}** |",
+        *(f"| {name} ({result['sentences']} sentences) | {result['decode']} | "
+          + (f"**{result['bleu']}** | **{result['chrf']}** |" if name.endswith("test") else
+             f"{result['bleu']} | {result['chrf']} |") for name, result in extra.items()), "",
+        f"BLEU signature: `{test['bleu_signature']}`  ", f"chrF signature: `{test['chrf_signature']}`", ""]
+
+
+def files_lines(sums: dict[str, str]) -> list[str]:
+    return ["## Files (SHA-256)", *(f"- `{name}`: `{digest}`" for name, digest in sums.items())]
+
+
+def write_metrics(out: Path, val: dict[str, Any], test: dict[str, Any], extra: dict[str, dict[str, Any]],
+                  sums: dict[str, str]) -> None:
+    """metrics.json: the card's figures for the service (/languages) and the tests of the released folders."""
+    metrics = {"test_bleu": test["bleu"], "test_chrf": test["chrf"], "val_bleu": val["bleu"], "val_chrf": val["chrf"],
+               "bleu_signature": test["bleu_signature"], "chrf_signature": test["chrf_signature"],
+               "decode": test["decode"], "sha256": sums,
+               **{f"{name.replace(':', '_')}_{key}": result[key] for name, result in extra.items()
+                  for key in ("bleu", "chrf")}}
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
 def write_card(out: Path, card: dict[str, Any]) -> None:
     """README.md (the model card, human-readable) + metrics.json (the same figures for the service)."""
     sums = checksums(out)
@@ -90,27 +119,43 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
         "## Data", card.get("data", MULTI30K_DATA), "",
         "## Recipe", f"`{card['command']}`", "", "```yaml", card["recipe"].strip(), "```",
         f"Training: {card['train']}", "",
-        "## Scores (sacrebleu, cased, detokenized)",
-        "| set | decode | BLEU | chrF |", "|---|---|---|---|",
-        f"| Multi30k val | {val['decode']} | {val['bleu']} | {val['chrf']} |",
-        f"| Multi30k test_2016_flickr | {test['decode']} | **{test['bleu']}** | **{test['chrf']}** |",
-        *(f"| {name} ({result['sentences']} sentences) | {result['decode']} | "
-          + (f"**{result['bleu']}** | **{result['chrf']}** |" if name.endswith("test") else
-             f"{result['bleu']} | {result['chrf']} |") for name, result in extra.items()), "",
-        f"BLEU signature: `{test['bleu_signature']}`  ", f"chrF signature: `{test['chrf_signature']}`", "",
+        *scores_lines(val, test, extra),
         *tuning_lines(card.get("tuning")),
         *shortlist_lines(card.get("shortlist")),
         *speed_lines(bench),
     ]
-    lines += ["", "## Limitations", card["limitations"], "", "## Files (SHA-256)"]
-    lines += [f"- `{name}`: `{digest}`" for name, digest in sums.items()]
+    lines += ["", "## Limitations", card["limitations"], "", *files_lines(sums)]
     atomic_write(out / "README.md", "\n".join(lines) + "\n")
-    metrics = {"test_bleu": test["bleu"], "test_chrf": test["chrf"], "val_bleu": val["bleu"], "val_chrf": val["chrf"],
-               "bleu_signature": test["bleu_signature"], "chrf_signature": test["chrf_signature"],
-               "decode": test["decode"], "sha256": sums,
-               **{f"{name.replace(':', '_')}_{key}": result[key] for name, result in extra.items()
-                  for key in ("bleu", "chrf")}}
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_metrics(out, val, test, extra, sums)
+
+
+def card_sections(text: str) -> list[list[str]]:
+    """A card's lines cut before every `## ` heading: [title and summary, Data, Recipe, Scores, ...]."""
+    sections: list[list[str]] = [[]]
+    for line in text.rstrip("\n").split("\n"):
+        if line.startswith("## "):
+            sections.append([])
+        sections[-1].append(line)
+    return sections
+
+
+def refresh_card(folder: Path, val: dict[str, Any], test: dict[str, Any], extra: dict[str, dict[str, Any]]) -> None:
+    """A released folder whose decoding defaults were tuned anew (`rnnmt tune` rewrote its config.json): the card's
+    scores, its decoding-defaults table and its checksums rewritten from new evaluations, metrics.json with them;
+    the rest of the card (data, recipe, training, shortlist, speed, limitations) kept as written at release."""
+    sums = checksums(folder)
+    tuning = tuning_lines(read_config(folder).get("tuning"))
+    rebuilt: list[str] = []
+    for section in card_sections((folder / "README.md").read_text(encoding="utf-8")):
+        heading = section[0]
+        if heading.startswith("## Scores"):
+            rebuilt += scores_lines(val, test, extra) + tuning
+        elif heading.startswith("## Files"):
+            rebuilt += files_lines(sums)
+        elif not heading.startswith("## Decoding defaults"):  # replaced together with the scores
+            rebuilt += section
+    atomic_write(folder / "README.md", "\n".join(rebuilt) + "\n")
+    write_metrics(folder, val, test, extra, sums)
 
 
 MULTI30K_DATA = ("Multi30k task 1 (Elliott et al. 2016): 29,000 training pairs of Flickr30k image captions; tuned on "
@@ -129,6 +174,10 @@ GETTEXT_DATA = (
     " Later stages add, at half weight, the software messages of the gettext catalogs installed on the training "
     "machine (`--corpus gettext`, training/catalogs.py: `/usr/share/locale/*/LC_MESSAGES/*.mo` of ~100 Debian "
     "packages, one-line messages without placeholders), each under its package's license (mostly GPL or LGPL).")
+FORTUNES_DATA = (
+    " The last stage adds back-translated everyday English (scripts/fortunes-bt.sh): ~13.6k sentences of Debian's "
+    "fortune cookies (package `fortunes`, BSD-style and public-domain texts), none a side of a Ding dev or test "
+    "sentence, each under a German source written by the released everyday-en-de (int8, beam 5).")
 LIMITATIONS = ("Trained only on Multi30k image captions: short, literal, descriptive sentences about people, "
                "animals and scenes. Expect poor output on other domains (news, dialogue, technical text), on long "
                "sentences and on rare names. A single RNN model, no ensembling; it can hallucinate or drop content "
@@ -145,19 +194,57 @@ EVERYDAY_LIMITATIONS = (
     "not use it where errors matter without human review.")
 
 
-def uses_gettext(config: Path) -> bool:
+def decode_text(result: dict[str, Any]) -> str:
+    """How an evaluation decoded, for the card: 'beam 8, length penalty 0.6, reranked by X (weight 2.0) and ...'."""
+    d = result["decode"]
+    weights = [d.get("reverse_weight", 0.0), d.get("right_to_left_weight", 0.0)]
+    named = result.get("reranked_with") or []
+    named = [named] if isinstance(named, str) else named  # cards of an earlier format named one model
+    weights = [w for w in weights if w > 0]
+    reranked = (", reranked by " + " and ".join(f"{name} (weight {w})" for name, w in zip(named, weights))
+                if named else "")
+    return f"beam {d['beam_size']}, length penalty {d['length_penalty']}{reranked}"
+
+
+def corpora_of(config: Path) -> list[str]:
+    """The corpus names and paths of a recipe's training mix, weights dropped."""
     corpora = (yaml.safe_load(config.read_text()).get("data") or {}).get("corpora") or []
-    return any(str(spec).split(":")[0] == "gettext" for spec in corpora)
+    return [str(spec).split(":")[0] for spec in corpora]
+
+
+def uses_gettext(config: Path) -> bool:
+    return "gettext" in corpora_of(config)
+
+
+def uses_fortunes(config: Path) -> bool:
+    return any(Path(corpus).name == "fortunes-bt.tsv" for corpus in corpora_of(config))
+
+
+def earlier_stages(card: Path) -> tuple[str, str, str]:
+    """The recipe command, the recipe YAML and the training line of a released model's card: the stages a run
+    continued from when it started from that released folder (train.init_from), carried onto the new card."""
+    recipe = next((section for section in card_sections(card.read_text(encoding="utf-8"))
+                   if section[0] == "## Recipe"), None)
+    if recipe is None:
+        raise SystemExit(f"{card} has no '## Recipe' section to carry over")
+    command = recipe[1].strip("`").removesuffix("  (all steps: make release-models)")
+    start, end = recipe.index("```yaml"), recipe.index("```", recipe.index("```yaml") + 1)
+    training = next(line for line in recipe if line.startswith("Training: "))
+    return command, "\n".join(recipe[start + 1: end]), training.removeprefix("Training: ").removesuffix(".")
 
 
 def main() -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Export a run as a released model folder with its card.")
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--config", required=True, type=Path, action="append",
+    parser = argparse.ArgumentParser(description="Export a run as a released model folder with its card, or refresh "
+                                                 "a released folder's scores after `rnnmt tune` (--refresh).")
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--config", type=Path, action="append", default=[],
                         help="the recipe; repeat it for a run trained in stages, first stage first")
+    parser.add_argument("--refresh", type=Path, metavar="FOLDER",
+                        help="a released folder retuned in place: rewrite its card's scores, decoding-defaults table "
+                             "and checksums (and metrics.json) from --val, --test and --extra; nothing else changes")
     parser.add_argument("--earlier-run", type=Path, action="append", default=[],
                         help="the run folder of each earlier stage (train.init_from), first first")
     parser.add_argument("--val", required=True, type=Path, help="rnnmt evaluate --json output on val")
@@ -165,10 +252,21 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, help="rnnmt bench --json output")
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=EVAL.json",
                         help="another evaluation set for the card, e.g. ding:test=runs/x/eval-ding-test.json")
+    parser.add_argument("--earlier-card", type=Path, help="the card of the released model this run started from "
+                        "(train.init_from): its recipe and training head this card's, as earlier stages")
     parser.add_argument("--title", help="the card's title (default: rnnmt Multi30k SRC → TGT)")
     parser.add_argument("--shortlist", type=Path, help="`rnnmt shortlist --model RUN --json` output: ships the run's "
                                                       "shortlist.safetensors, described on the card")
     args = parser.parse_args()
+    extra = {name: json.loads(Path(path).read_text()) for name, path in (e.split("=", 1) for e in args.extra)}
+    if args.refresh:
+        val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
+        refresh_card(args.refresh, {**val, "decode": decode_text(val)}, {**test, "decode": decode_text(test)},
+                     {name: {**result, "decode": decode_text(result)} for name, result in extra.items()})
+        print(f"refreshed {args.refresh}")
+        return
+    if not (args.run and args.out and args.config):
+        parser.error("--run, --out and --config are required (or --refresh FOLDER)")
     # The stages are the runs that trained (metrics.json); --run may instead be their average (rnnmt average).
     runs = [run for run in dict.fromkeys([*args.earlier_run, args.run]) if (run / "metrics.json").is_file()]
     if len(args.config) != len(runs):
@@ -178,18 +276,18 @@ def main() -> None:
     val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
     src, tgt = read_config(args.run)["source_lang"], read_config(args.run)["target_lang"]
     names = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
-
-    def decode(result: dict[str, Any]) -> str:
-        d = result["decode"]
-        weights = [d.get("reverse_weight", 0.0), d.get("right_to_left_weight", 0.0)]
-        named = result.get("reranked_with") or []
-        named = [named] if isinstance(named, str) else named  # cards of an earlier format named one model
-        weights = [w for w in weights if w > 0]
-        reranked = (", reranked by " + " and ".join(f"{name} (weight {w})" for name, w in zip(named, weights))
-                    if named else "")
-        return f"beam {d['beam_size']}, length penalty {d['length_penalty']}{reranked}"
-
-    extra = {name: json.loads(Path(path).read_text()) for name, path in (e.split("=", 1) for e in args.extra)}
+    command = "; ".join(f"rnnmt train --config {config} --out {run}"
+                        for config, run in zip(args.config, runs, strict=True))
+    recipe = "\n".join(config.read_text() for config in args.config)
+    train = "; ".join(
+        (f"stage {i + 1}: " if len(stages) > 1 else "")
+        + f"{m['steps']} steps ({m['epochs']} full epochs), {m['train_seconds'] / 60:.0f} min of training "
+          f"compute on 2 shared CPU cores, {m['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: "
+          f"{m['weights']}" for i, m in enumerate(stages))
+    if args.earlier_card:  # this run continued a released model: its stages come first
+        earlier_command, earlier_recipe, earlier_train = earlier_stages(args.earlier_card)
+        command, recipe = f"{earlier_command}; {command}", f"{earlier_recipe}\n\n{recipe}"
+        train = f"{earlier_train}; then, from those released weights: {train}"
     everyday = any(name.startswith("ding:") for name in extra)
     with staged_folder(args.out) as staging:  # published whole, card included: never weights without their card
         export_fp16(args.run, staging)
@@ -204,23 +302,17 @@ def main() -> None:
                           f"serve it as a translator, it reranks the {src}→{tgt} model's beams (model/rerank.py)."
                           if is_right_to_left(read_config(args.run)) else ""),
             "data": (DING_DATA if everyday else MULTI30K_DATA)
-                    + (GETTEXT_DATA if any(uses_gettext(config) for config in args.config) else ""),
-            "extra": {name: {**result, "decode": decode(result)} for name, result in extra.items()},
-            "command": "; ".join(f"rnnmt train --config {config} --out {run}"
-                                 for config, run in zip(args.config, runs, strict=True))
-                       + (f"; rnnmt average --out {args.run} {' '.join(averaged)}" if averaged else "")
+                    + (GETTEXT_DATA if any(uses_gettext(config) for config in args.config) else "")
+                    + (FORTUNES_DATA if any(uses_fortunes(config) for config in args.config) else ""),
+            "extra": {name: {**result, "decode": decode_text(result)} for name, result in extra.items()},
+            "command": command + (f"; rnnmt average --out {args.run} {' '.join(averaged)}" if averaged else "")
                        + "  (all steps: make release-models)",
-            "recipe": "\n".join(config.read_text() for config in args.config),
-            "train": "; ".join(
-                (f"stage {i + 1}: " if len(stages) > 1 else "")
-                + f"{m['steps']} steps ({m['epochs']} full epochs), {m['train_seconds'] / 60:.0f} min of training "
-                  f"compute on 2 shared CPU cores, {m['train_tgt_tokens_per_s']:.0f} target tokens/s; weights: "
-                  f"{m['weights']}" for i, m in enumerate(stages))
-                     + (f"; released weights: the average of {' and '.join(averaged)} (`rnnmt average`)"
-                        if averaged else "") + ".",
+            "recipe": recipe,
+            "train": train + (f"; released weights: the average of {' and '.join(averaged)} (`rnnmt average`)"
+                              if averaged else "") + ".",
             "tuning": read_config(args.run).get("tuning"),
-            "val": {**val, "decode": decode(val)},
-            "test": {**test, "decode": decode(test)},
+            "val": {**val, "decode": decode_text(val)},
+            "test": {**test, "decode": decode_text(test)},
             "bench": json.loads(args.bench.read_text()) if args.bench else None,
             "limitations": EVERYDAY_LIMITATIONS if everyday else LIMITATIONS,
             "shortlist": json.loads(args.shortlist.read_text()) if args.shortlist else None,
