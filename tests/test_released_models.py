@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model.translator import Translator
-from training.release import checksums
+from training.card import checksums
 
 RELEASED = Path(__file__).resolve().parents[1] / "released-models"
 SHIPPED = ["everyday-en-de", "everyday-de-en", "multi30k-en-fr", "multi30k-fr-en", "multi30k-en-cs", "multi30k-cs-en",

@@ -157,7 +157,7 @@ def test_shortlist_is_built_from_a_corpus_and_searched_on_request(tmp_path: Path
     assert (folder / "shortlist.safetensors").is_file()
     import json
 
-    written = json.loads(report.read_text())  # what the model card says of it (training/release.py)
+    written = json.loads(report.read_text())  # what the model card says of it (training/card.py)
     assert {k: written[k] for k in ("file", "frequent", "per_source", "pairs", "corpora")} == {
         "file": "shortlist.safetensors", "frequent": 4, "per_source": 3, "pairs": 40, "corpora": [str(corpus)]}
     plain = rnnmt("translate", "--model", str(folder), stdin=b"three one four\n")

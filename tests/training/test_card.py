@@ -1,6 +1,6 @@
-"""The model card's sections that `make release-models` writes from other commands' reports: speed (`rnnmt bench
---json`), the lexical shortlist (`rnnmt shortlist --json`), the data (the recipe's corpora); and a released card
-refreshed after a retune (`--refresh`)."""
+"""The model card (training/card.py): the sections `make release-models` writes from other commands' reports (speed
+from `rnnmt bench --json`, the lexical shortlist from `rnnmt shortlist --json`, the data from the recipe's corpora), a
+released card refreshed after a retune (`--refresh`), and the stages a later release carries over."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model.checkpoint import FORMAT
-from training.release import (
+from training.card import (
     checksums,
     earlier_stages,
     refresh_card,
