@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from model.atomic import staged_folder
 from model.checkpoint import is_right_to_left, load_model_folder, read_config, save_model_folder
@@ -35,8 +37,16 @@ def export_fp16(run: Path, out: Path) -> Path:
     return out
 
 
+def read_evaluation(parser: argparse.ArgumentParser, path: str | Path) -> dict[str, Any]:
+    """An `rnnmt evaluate --json` report, its decoding settings written out for the card; a one-line error if not."""
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {**result, "decode": decode_text(result)}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parser.error(f"{path} is not a readable `rnnmt evaluate --json` report ({exc.__class__.__name__}: {exc})")
+
+
 def main() -> None:
-    import argparse
 
     parser = argparse.ArgumentParser(description="Export a run as a released model folder with its card, or refresh "
                                                  "a released folder's scores after `rnnmt tune` (--refresh).")
@@ -60,11 +70,15 @@ def main() -> None:
     parser.add_argument("--shortlist", type=Path, help="`rnnmt shortlist --model RUN --json` output: ships the run's "
                                                       "shortlist.safetensors, described on the card")
     args = parser.parse_args()
-    extra = {name: json.loads(Path(path).read_text()) for name, path in (e.split("=", 1) for e in args.extra)}
+    if any("=" not in e for e in args.extra):
+        parser.error("--extra takes NAME=EVAL.json, e.g. ding:test=runs/x/eval-ding-test.json")
+    for card in (args.earlier_card, args.refresh and args.refresh / "README.md"):
+        if card and not card.is_file():
+            parser.error(f"no model card at {card}")
+    val, test = read_evaluation(parser, args.val), read_evaluation(parser, args.test)
+    extra = {name: read_evaluation(parser, path) for name, path in (e.split("=", 1) for e in args.extra)}
     if args.refresh:
-        val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
-        refresh_card(args.refresh, {**val, "decode": decode_text(val)}, {**test, "decode": decode_text(test)},
-                     {name: {**result, "decode": decode_text(result)} for name, result in extra.items()})
+        refresh_card(args.refresh, val, test, extra)
         print(f"refreshed {args.refresh}")
         return
     if not (args.run and args.out and args.config):
@@ -75,7 +89,6 @@ def main() -> None:
         parser.error("give one --config per training stage, first stage first")
     stages = [json.loads((run / "metrics.json").read_text()) for run in runs]
     averaged = read_config(args.run).get("averaged_from")
-    val, test = json.loads(args.val.read_text()), json.loads(args.test.read_text())
     src, tgt = read_config(args.run)["source_lang"], read_config(args.run)["target_lang"]
     names = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
     command = "; ".join(f"rnnmt train --config {config} --out {run}"
@@ -106,15 +119,15 @@ def main() -> None:
             "data": (DING_DATA if everyday else MULTI30K_DATA)
                     + (GETTEXT_DATA if any(uses_gettext(config) for config in args.config) else "")
                     + (FORTUNES_DATA if any(uses_fortunes(config) for config in args.config) else ""),
-            "extra": {name: {**result, "decode": decode_text(result)} for name, result in extra.items()},
+            "extra": extra,
             "command": command + (f"; rnnmt average --out {args.run} {' '.join(averaged)}" if averaged else "")
                        + "  (all steps: make release-models)",
             "recipe": recipe,
             "train": train + (f"; released weights: the average of {' and '.join(averaged)} (`rnnmt average`)"
                               if averaged else "") + ".",
             "tuning": read_config(args.run).get("tuning"),
-            "val": {**val, "decode": decode_text(val)},
-            "test": {**test, "decode": decode_text(test)},
+            "val": val,
+            "test": test,
             "bench": json.loads(args.bench.read_text()) if args.bench else None,
             "limitations": EVERYDAY_LIMITATIONS if everyday else LIMITATIONS,
             "shortlist": json.loads(args.shortlist.read_text()) if args.shortlist else None,

@@ -117,3 +117,23 @@ def test_a_run_continued_from_a_released_model_carries_its_stages(tmp_path: Path
     (folder / "README.md").write_text("# a card without a recipe\n")
     with pytest.raises(SystemExit, match="no '## Recipe' section"):
         earlier_stages(folder / "README.md")
+
+
+def test_release_cli_refuses_a_missing_card_or_report_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from training import release
+
+    folder = _model_folder(tmp_path)  # no README.md: nothing to refresh
+    report = tmp_path / "val.json"
+    report.write_text(json.dumps(_result(40.0, 8)))
+    cases = {("--refresh", str(folder), "--val", str(report), "--test", str(report)): "no model card at",
+             ("--refresh", str(tmp_path), "--val", str(tmp_path / "gone.json"), "--test", str(report)):
+                 "gone.json is not a readable `rnnmt evaluate --json` report",
+             ("--refresh", str(tmp_path), "--val", str(report), "--test", str(report), "--extra", "ding"):
+                 "--extra takes NAME=EVAL.json"}
+    (tmp_path / "README.md").write_text("# a card\n")
+    for argv, message in cases.items():
+        monkeypatch.setattr("sys.argv", ["release.py", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            release.main()
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
