@@ -1,45 +1,75 @@
-"""`python -m training.fortunes`: the English sentences of Debian's fortune cookies (/usr/share/games/fortunes,
-package `fortunes`), one per line, for back-translation (scripts/fortunes-bt.sh).
+"""`python -m training.fortunes [en|de]`: the sentences of Debian's fortune cookies in English (package `fortunes`,
+/usr/share/games/fortunes) or German (`fortunes-de`, /usr/share/games/fortunes/de), one per line, for
+back-translation (scripts/fortunes-bt.sh).
 
-Kept: sentences of 4-25 words of plain ASCII prose ending in . ! or ?; dropped: attributions (after "--"), lines in
-capitals, the topics that are mostly code, ASCII art or program names, repeats, and any sentence that is a side of a
-Ding dev or test sentence (training/ding.py's split), so that nothing held out leaks into training."""
+Kept: sentences of 4-25 words of plain prose (the language's letters) ending in . ! or ?; dropped: attributions
+(after "--"), lines in capitals, the collections that are mostly code, ASCII art, program or first names, word lists
+or quizzes, repeats, and any sentence that is a side of a Ding dev or test sentence (training/ding.py's split), so
+that nothing held out leaks into training."""
 
 from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.corpora import ding_path
 from training.ding import held_out_sides
 
-ROOT = Path("/usr/share/games/fortunes")
-SKIP = {"art", "ascii-art", "debian", "linux", "linuxcookie", "computers", "startrek", "zippy", "goedel", "knghtbrd",
-        "news", "definitions", "disclaimer", "paradoxum", "perl", "pets", "off", "translate-me"}
-PROSE = re.compile(r"[A-Za-z0-9 ,.;:'!?\"()-]+")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"])")
+
+@dataclass(frozen=True)
+class Collection:
+    """Where one language's fortune files are, how they are read, and what is kept of them."""
+
+    root: Path
+    suffix: str  # the files read: "" (every file without a dot in its name) or ".u8" (the UTF-8 copies)
+    skip: frozenset[str]  # collections (file names without the suffix) left out whole
+    capitals: str = ""  # the language's capital and other letters of plain prose, beside ASCII's
+    letters: str = ""
+
+    def files(self) -> list[tuple[str, Path]]:
+        """(collection name, path) of the files read, in name order."""
+        found = []
+        for path in sorted(self.root.iterdir()):
+            name = path.name.removesuffix(self.suffix) if self.suffix else path.name
+            if path.is_file() and path.name.endswith(self.suffix) and "." not in name and name not in self.skip:
+                found.append((name, path))
+        return found
 
 
-def sentences(text: str) -> list[str]:
-    """The kept sentences of one fortune file (fortunes separated by lines of '%'), in order."""
+COLLECTIONS = {
+    "en": Collection(Path("/usr/share/games/fortunes"), "", frozenset({
+        "art", "ascii-art", "debian", "linux", "linuxcookie", "computers", "startrek", "zippy", "goedel", "knghtbrd",
+        "news", "definitions", "disclaimer", "paradoxum", "perl", "pets", "off", "translate-me"})),
+    "de": Collection(Path("/usr/share/games/fortunes/de"), ".u8", frozenset({
+        "asciiart", "computer", "debian", "channel-debian", "linuxtag", "ms", "infodrom", "translations",
+        "woerterbuch", "quiz", "namen", "vornamen"}), capitals="ÄÖÜ", letters="äöüß"),
+}
+
+
+def sentences(text: str, capitals: str = "", letters: str = "") -> list[str]:
+    """The kept sentences of one fortune file (fortunes separated by lines of '%'), in order; capitals and letters:
+    the language's own beside ASCII's."""
+    prose = re.compile(rf"[A-Za-z{capitals}{letters}0-9 ,.;:'!?\"()-]+")
+    sentence_end = re.compile(rf"(?<=[.!?])\s+(?=[A-Z{capitals}\"])")
     found = []
     for fortune in text.split("\n%\n"):
         flat = " ".join(re.split(r"\n\s*--", fortune)[0].split())  # the attribution after "--" dropped
-        for sentence in SENTENCE_END.split(flat):
-            if 4 <= len(sentence.split()) <= 25 and PROSE.fullmatch(sentence) and sentence[-1] in ".!?" \
+        for sentence in sentence_end.split(flat):
+            if 4 <= len(sentence.split()) <= 25 and prose.fullmatch(sentence) and sentence[-1] in ".!?" \
                     and not sentence.isupper():
                 found.append(sentence)
     return found
 
 
-def main(root: Path = ROOT) -> None:
+def main(lang: str = "en", collection: Collection | None = None) -> None:
+    collection = collection or COLLECTIONS[lang]
     held_out = set().union(*held_out_sides(ding_path()))
     seen: set[str] = set()
-    for path in sorted(root.iterdir()):
-        if "." in path.name or path.is_dir() or path.name in SKIP:
-            continue
-        for sentence in sentences(path.read_text(encoding="utf-8", errors="replace")):
+    for _, path in collection.files():
+        for sentence in sentences(path.read_text(encoding="utf-8", errors="replace"), collection.capitals,
+                                  collection.letters):
             if sentence not in seen and sentence not in held_out:
                 seen.add(sentence)
                 print(sentence)
@@ -47,4 +77,7 @@ def main(root: Path = ROOT) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 or sys.argv[1:] not in ([], ["en"], ["de"]):
+        print("usage: python -m training.fortunes [en|de]", file=sys.stderr)
+        sys.exit(2)
+    main(*sys.argv[1:])
