@@ -23,26 +23,27 @@ class Collection:
     """Where one language's fortune files are, how they are read, and what is kept of them."""
 
     root: Path
+    package: str  # the Debian package that installs it
     suffix: str  # the files read: "" (every file without a dot in its name) or ".u8" (the UTF-8 copies)
     skip: frozenset[str]  # collections (file names without the suffix) left out whole
     capitals: str = ""  # the language's capital and other letters of plain prose, beside ASCII's
     letters: str = ""
 
-    def files(self) -> list[tuple[str, Path]]:
-        """(collection name, path) of the files read, in name order."""
+    def files(self) -> list[Path]:
+        """The files read, in name order."""
         found = []
         for path in sorted(self.root.iterdir()):
-            name = path.name.removesuffix(self.suffix) if self.suffix else path.name
+            name = path.name.removesuffix(self.suffix)
             if path.is_file() and path.name.endswith(self.suffix) and "." not in name and name not in self.skip:
-                found.append((name, path))
+                found.append(path)
         return found
 
 
 COLLECTIONS = {
-    "en": Collection(Path("/usr/share/games/fortunes"), "", frozenset({
+    "en": Collection(Path("/usr/share/games/fortunes"), "fortunes", "", frozenset({
         "art", "ascii-art", "debian", "linux", "linuxcookie", "computers", "startrek", "zippy", "goedel", "knghtbrd",
         "news", "definitions", "disclaimer", "paradoxum", "perl", "pets", "off", "translate-me"})),
-    "de": Collection(Path("/usr/share/games/fortunes/de"), ".u8", frozenset({
+    "de": Collection(Path("/usr/share/games/fortunes/de"), "fortunes-de", ".u8", frozenset({
         "asciiart", "computer", "debian", "channel-debian", "linuxtag", "ms", "infodrom", "translations",
         "woerterbuch", "quiz", "namen", "vornamen"}), capitals="ÄÖÜ", letters="äöüß"),
 }
@@ -63,11 +64,10 @@ def sentences(text: str, capitals: str = "", letters: str = "") -> list[str]:
     return found
 
 
-def main(lang: str = "en", collection: Collection | None = None) -> None:
-    collection = collection or COLLECTIONS[lang]
+def main(collection: Collection = COLLECTIONS["en"]) -> None:
     held_out = set().union(*held_out_sides(ding_path()))
     seen: set[str] = set()
-    for _, path in collection.files():
+    for path in collection.files():
         for sentence in sentences(path.read_text(encoding="utf-8", errors="replace"), collection.capitals,
                                   collection.letters):
             if sentence not in seen and sentence not in held_out:
@@ -77,7 +77,12 @@ def main(lang: str = "en", collection: Collection | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 or sys.argv[1:] not in ([], ["en"], ["de"]):
+    language = sys.argv[1] if len(sys.argv) == 2 else "en"
+    if sys.argv[1:] not in ([], ["en"], ["de"]):
         print("usage: python -m training.fortunes [en|de]", file=sys.stderr)
         sys.exit(2)
-    main(*sys.argv[1:])
+    chosen = COLLECTIONS[language]
+    if not chosen.root.is_dir():
+        print(f"training.fortunes: error: {chosen.root} not found (apt-get install {chosen.package})", file=sys.stderr)
+        sys.exit(2)
+    main(chosen)

@@ -52,7 +52,7 @@ def test_held_out_sentences_repeats_and_skipped_topics_are_left_out(tmp_path: Pa
     (root / "people").write_text("Some people are always late for everything.\n")
     (root / "perl").write_text("Just another Perl hacker, so they say.\n")  # a skipped topic
     (root / "wisdom.dat").write_text("Binary index files are never read.\n")  # strfile's index: skipped
-    fortunes.main(collection=dataclasses.replace(fortunes.COLLECTIONS["en"], root=root))
+    fortunes.main(dataclasses.replace(fortunes.COLLECTIONS["en"], root=root))
     out = capsys.readouterr()
     assert out.out.splitlines() == ["Some people are always late for everything.", "A stitch in time saves nine."]
     assert "2 sentences" in out.err
@@ -79,7 +79,7 @@ def test_german_fortunes_keep_umlauts_and_split_before_capital_umlauts(tmp_path:
     (root / "sprichworte.u8").write_text(GERMAN_FILE, encoding="utf-8")
     (root / "sprichworte").write_bytes("Der Fluß im Latin-1-Original wird nicht gelesen.\n".encode("latin-1"))
     (root / "computer.u8").write_text("Der Rechner stürzt schon wieder ab.\n", encoding="utf-8")  # skipped
-    fortunes.main(collection=dataclasses.replace(fortunes.COLLECTIONS["de"], root=root))
+    fortunes.main(dataclasses.replace(fortunes.COLLECTIONS["de"], root=root))
     out = capsys.readouterr()
     assert out.out.splitlines() == ["Übung macht den Meister, sagt man.",  # "Ärger macht ihn nicht." has 4 words too
                                     "Ärger macht ihn nicht.", "Der Fluß fließt über große Steine ins Tal."]
